@@ -1,0 +1,68 @@
+"""The `harness` command: a thin dispatcher over one module per subcommand in harness/commands/.
+
+Each command module exposes `add_parser(subparsers)` (light imports only, so `harness tracks` starts fast)
+and `run(args) -> int`. Heavy libraries (torch, lm_eval) are imported inside `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from harness import __version__
+from harness.errors import HarnessError
+
+#: Subcommand name -> module under harness.commands, in the order `harness --help` lists them.
+COMMANDS: dict[str, str] = {
+    "tracks": "tracks",
+    "pool": "pool",
+    "validate": "validate",
+    "tokenize": "tokenize",
+    "train": "train",
+    "evaluate": "evaluate",
+    "submit": "submit",
+    "leaderboard": "leaderboard",
+    "demo": "demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="A benchmark for language-model training data: curate a subset, we train and score it.",
+    )
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS.values():
+        try:
+            mod = importlib.import_module(f"harness.commands.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"harness.commands.{module}":
+                raise
+            continue  # a command that has not landed yet is simply not offered
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except HarnessError as exc:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything finished so far is kept, re-run the same command to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Strict loading of frozen dataclasses from TOML/JSON dicts.
+
+Every problem names the file and the dotted key: unknown keys, missing keys, wrong types and values outside a
+`Literal`. Dataclasses may validate cross-field consistency in `__post_init__` by raising `ValueError`; the
+message is then prefixed with the file name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harness.errors import HarnessError
+
+T = TypeVar("T")
+
+
+class ConfigError(HarnessError):
+    """A configuration file that does not match its schema."""
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's documentation (the `doc` metadata of `dataclasses.field`)."""
+    return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
+
+
+def doc(text: str, **kwargs: Any) -> Any:
+    """A dataclass field carrying its documentation: `lr: float = doc("Peak learning rate.")`."""
+    return dataclasses.field(metadata={"doc": text}, **kwargs)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def from_dict(cls: type[T], data: Any, source: str, prefix: str = "") -> T:
+    """Build `cls` from `data`, rejecting unknown keys, missing keys and wrong types."""
+    where = f"{source}: {prefix or 'top level'}"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key {_key(prefix, unknown[0])!r}"
+            + (f" (and {', '.join(unknown[1:])})" if len(unknown) > 1 else "")
+            + f"; allowed keys here: {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        key = _key(prefix, name)
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{source}: missing key {key!r}: {f.metadata.get('doc', '')}".rstrip(": "))
+            continue
+        kwargs[name] = _convert(hints[name], data[name], source, key)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, source, key)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return _convert(option, value, source, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{source}: {key!r}: {value!r} matches no allowed type")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{source}: {key!r} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: {key!r} must be a list, got {type(value).__name__}")
+        item = args[0] if args else Any
+        return tuple(_convert(item, v, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key!r} must be a table, got {type(value).__name__}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{source}: {key!r} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {key!r} must be an integer, got {value!r}")
+        return value
+    if tp in (str, bool):
+        if not isinstance(value, tp):
+            raise ConfigError(f"{source}: {key!r} must be a {tp.__name__}, got {value!r}")
+        return value
+    raise TypeError(f"unsupported field type {tp!r} for {key}")  # a schema bug, not a user error
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass as plain JSON-compatible data (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,13 @@
+"""Test-wide settings: nothing waits on the network; generated data goes to a shared cache."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# One cache per machine for generated data (the sandbox pool takes seconds to build; tests share it).
+os.environ.setdefault("HARNESS_HOME", str(Path(tempfile.gettempdir()) / "harness-test-home"))
