@@ -1,0 +1,321 @@
+"""`harness leaderboard build`: a static site generated from result records.
+
+The site opens from the file system and from any static host: relative links only, no network, no build tool.
+Layout of the output folder:
+
+    index.html                          one table per track (first page rendered; the script pages the rest)
+    entries/<entry_id>.html             one page per entry
+    records/<track>/<entry_id>.json     the records themselves
+    downloads/<track>/leaderboard.{json,csv}
+    charts/<track>-{size,passes,loss}.svg
+    assets/{style.css,app.js,data.js}   data.js holds every row for sorting, filtering and paging
+
+Every string from a record goes through `html.escape` here and through `textContent` in the script, so a name
+like `<script>` renders as text. The site is built in a temporary folder and swapped into place at the end, so
+a static host never serves half a site; an existing output folder is replaced only if an earlier build made it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from harness import __version__
+from harness.errors import HarnessError, UsageError
+from harness.leaderboard.charts import loss_curve_svg, track_charts
+from harness.leaderboard.columns import Column, TrackTable, build_table, format_value, human
+from harness.leaderboard.downloads import write_downloads
+from harness.records import Record, ResultsStore, StoreProblem
+from harness.resources import resource_dir
+
+#: Rows per page of a track's table (the index renders the first page; the script pages through the rest).
+PAGE_SIZE = 100
+#: Written into every site so a later build knows it may replace the folder.
+MARKER = ".harness-site"
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    """What a build produced."""
+
+    out: Path
+    entries: dict[str, int]  # track -> entries
+    index_bytes: int
+    problems: list[StoreProblem] = field(default_factory=list)
+
+
+def e(value: Any) -> str:
+    """Escape any value for HTML text and attributes."""
+    return html.escape(str(value), quote=True)
+
+
+def _template(name: str) -> Template:
+    return Template((resource_dir("leaderboard") / "templates" / name).read_text(encoding="utf-8"))
+
+
+def build_from_store(url: str, out: Path, *, title: str = "harness leaderboard", progress: bool = False) -> SiteSummary:
+    """Load every record of the store at `url` (skipping invalid files, reported) and build the site."""
+    records, problems = ResultsStore(url).list()
+    if not records:
+        detail = f" ({len(problems)} files skipped: {problems[0].message})" if problems else ""
+        raise UsageError(f"no valid records in results store {url}{detail}; add records with `harness submit`.")
+    summary = build_site(records, out, title=title, progress=progress)
+    return SiteSummary(summary.out, summary.entries, summary.index_bytes, problems)
+
+
+def build_site(
+    records: list[Record], out: Path, *, title: str = "harness leaderboard", progress: bool = False
+) -> SiteSummary:
+    """Write the static site for `records` into `out` (replacing an earlier build there)."""
+    out = Path(out)
+    _check_out(out)
+    by_track: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_track[record.track.name].append(record)
+    tables = [build_table(track, by_track[track]) for track in sorted(by_track)]
+    tmp = out.parent / f".{out.name}.build-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        _write_site(tables, tmp, title, progress)
+        index_bytes = (tmp / "index.html").stat().st_size
+        _swap(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SiteSummary(out, {t.track: len(t.rows) for t in tables}, index_bytes)
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise UsageError(f"--out {out} exists and is not a site built by harness; choose a new or empty folder.")
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_site(tables: list[TrackTable], root: Path, title: str, progress: bool) -> None:
+    from rich.progress import Progress
+
+    generated = datetime.now(UTC).replace(microsecond=0).isoformat()
+    for sub in ("entries", "assets", "charts"):
+        (root / sub).mkdir()
+    shutil.copytree(resource_dir("leaderboard") / "static", root / "assets", dirs_exist_ok=True)
+    (root / MARKER).write_text(f"built by harness {__version__} at {generated}\n")
+    total = sum(len(t.rows) for t in tables)
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("entry pages", total=total)
+        for table in tables:
+            for record in table.records.values():
+                _write_entry(record, root, title)
+                bar.advance(task)
+        chart_task = bar.add_task("charts and downloads", total=len(tables))
+        charts = {}
+        for table in tables:
+            charts[table.track] = track_charts(table, root / "charts")
+            write_downloads(table, root / "downloads" / table.track, generated)
+            bar.advance(chart_task)
+    _write_data_js(tables, root / "assets" / "data.js")
+    sections = "\n".join(_track_section(t, charts[t.track]) for t in tables)
+    nav = " · ".join(f'<a href="#track-{e(t.track)}">{e(t.track)} ({len(t.rows)})</a>' for t in tables)
+    summary = f"{total} entries on {len(tables)} track{'s' if len(tables) != 1 else ''}."
+    page = _template("index.html").substitute(
+        title=e(title), summary=e(summary), generated_at=e(generated), harness_version=e(__version__),
+        nav=nav, sections=sections,
+    )  # fmt: skip
+    (root / "index.html").write_text(page, encoding="utf-8")
+
+
+def _write_data_js(tables: list[TrackTable], path: Path) -> None:
+    data = {
+        t.track: {
+            "primary": t.primary,
+            "pageSize": PAGE_SIZE,
+            "columns": [{"key": c.key, "format": c.format, "direction": c.direction} for c in t.columns],
+            "rows": t.rows,
+        }
+        for t in tables
+    }
+    blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    # Safe even if this is ever inlined into a page: no '</script>' and no JS line terminators in string literals.
+    blob = blob.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    path.write_text(f"window.HARNESS_LEADERBOARD = {blob};\n", encoding="utf-8")
+
+
+def _header_cell(col: Column, table: TrackTable) -> str:
+    version = f' <span class="version">v{e(col.version)}</span>' if col.version else ""
+    primary = ' <span class="badge">primary</span>' if col.key == table.primary else ""
+    arrow = "↓ best first" if col.direction == "desc" else "↑ best first"
+    sort = ' aria-sort="ascending"' if col.key == "rank" else ""
+    return (
+        f'<th scope="col" data-key="{e(col.key)}" data-dir="{col.direction}" data-format="{col.format}"'
+        f'{sort} title="{e(col.description)} First click: {arrow}."><button type="button">{e(col.label)}'
+        f"{version}{primary}</button></th>"
+    )
+
+
+def _cell(col: Column, row: dict[str, Any]) -> str:
+    value = row.get(col.key)
+    if col.key == "name":
+        authors = f'<div class="authors">{e(row["authors"])}</div>' if row["authors"] else ""
+        return f'<td class="entry"><a href="entries/{e(row["id"])}.html">{e(value)}</a>{authors}</td>'
+    title = f' title="{e(row["subset_documents"])} documents"' if col.key == "subset_tokens" else ""
+    cls = "text" if col.format == "text" else "num"
+    return f'<td class="{cls}"{title}>{e(format_value(value, col.format))}</td>'
+
+
+def _track_section(table: TrackTable, charts: dict[str, str]) -> str:
+    t = e(table.track)
+    head = "".join(_header_cell(c, table) for c in table.columns)
+    body = "\n".join("<tr>" + "".join(_cell(c, row) for c in table.columns) + "</tr>" for row in table.rows[:PAGE_SIZE])
+    aggs = ", ".join(f"{e(c.label)} (version {e(c.version)})" for c in table.aggregate_columns)
+    figures = "".join(
+        f'<img src="charts/{e(name)}" alt="{e(table.track)}: {e(kind)} chart" loading="lazy" width="520">'
+        for kind, name in charts.items()
+    )
+    n = len(table.rows)
+    pages = max(1, -(-n // PAGE_SIZE))
+    return f"""<section class="track" id="track-{t}" data-track="{t}">
+<h2>Track {t}</h2>
+<p class="meta">{n} entries ranked by <strong>{e(table.primary_name)}</strong>. Aggregates: {aggs}.
+Download every entry: <a href="downloads/{t}/leaderboard.csv" download>leaderboard.csv</a> ·
+<a href="downloads/{t}/leaderboard.json" download>leaderboard.json</a></p>
+<div class="charts">{figures}</div>
+<div class="controls"><label>Filter <input type="search" class="filter" placeholder="name, author, entry id"
+aria-label="filter track {t}"></label> <span class="status" aria-live="polite">Showing
+{min(n, PAGE_SIZE)} of {n} entries</span></div>
+<div class="scroll"><table class="board"><thead><tr>{head}</tr></thead>
+<tbody>
+{body}
+</tbody></table></div>
+<div class="pager"><button type="button" class="prev" disabled>‹ Previous</button>
+<span class="page">Page 1 of {pages}</span>
+<button type="button" class="next"{" disabled" if pages == 1 else ""}>Next ›</button></div>
+</section>"""
+
+
+def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
+    head = "".join(f'<th scope="col">{e(h)}</th>' for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _pairs(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(f'<tr><th scope="row">{e(k)}</th><td>{e(v)}</td></tr>' for k, v in rows)
+    return f'<table class="pairs"><tbody>{body}</tbody></table>'
+
+
+def _num(v: float | None, fmt: str = ".4f") -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def _write_entry(record: Record, root: Path, title: str) -> None:
+    track = record.track.name
+    rec_dir = root / "records" / track
+    rec_dir.mkdir(parents=True, exist_ok=True)
+    (rec_dir / f"{record.entry_id}.json").write_text(record.to_json(), encoding="utf-8")
+    sub = record.submission
+    link = f'<a href="{e(sub.link)}" rel="nofollow noopener">{e(sub.link)}</a>' if sub.link else ""
+    page = _template("entry.html").substitute(
+        title=e(title), harness_version=e(__version__), name=e(sub.name), track=e(track), track_anchor=e(track),
+        track_path=e(track), entry_id=e(record.entry_id), authors=e(", ".join(sub.authors)),
+        description=e(sub.description), contact=f"Contact: {e(sub.contact)}" if sub.contact else "", link=link,
+        created_at=e(record.created_at), aggregates=_aggregates_html(record), tasks=_tasks_html(record),
+        training=_training_html(record), loss_curve=loss_curve_svg(record.training.curve),
+        curve_points=len(record.training.curve), track_info=_track_html(record), provenance=_provenance_html(record),
+    )  # fmt: skip
+    (root / "entries" / f"{record.entry_id}.html").write_text(page, encoding="utf-8")
+
+
+def _aggregates_html(record: Record) -> str:
+    rows = [
+        [
+            name + (" (primary)" if name == record.evaluation.primary_aggregate else ""),
+            _num(a.value), a.version, a.n_tasks, "higher" if a.higher_is_better else "lower",
+            ", ".join(a.missing) or "none",
+        ]
+        for name, a in sorted(record.evaluation.aggregates.items())
+    ]  # fmt: skip
+    return _table(["aggregate", "value", "version", "tasks", "better", "missing tasks"], rows, "aggregates")
+
+
+def _tasks_html(record: Record) -> str:
+    rows = [
+        [
+            name, t.metric, _num(t.value), _num(t.baseline), _num(t.centered),
+            _num(t.stderr.get(t.metric)), "–" if t.shots is None else t.shots,
+            "–" if t.n_samples is None else t.n_samples, "higher" if t.higher_is_better else "lower",
+        ]
+        for name, t in sorted(record.evaluation.tasks.items())
+    ]  # fmt: skip
+    headers = ["task", "metric", "raw", "baseline", "centered", "stderr", "shots", "examples", "better"]
+    return _table(headers, rows, "tasks")
+
+
+def _training_html(record: Record) -> str:
+    t = record.training
+    return _pairs([
+        ("trainer", t.trainer), ("tokens seen", f"{t.tokens_seen:,} ({human(t.tokens_seen)})"),
+        ("passes over the data", f"{t.passes:.3f}"), ("optimizer steps", f"{t.steps:,}"),
+        ("final loss", f"{t.final_loss:.4f}"), ("wall time", f"{t.wall_time_s:,.1f} s"),
+    ])  # fmt: skip
+
+
+def _track_html(record: Record) -> str:
+    from harness.tracks import get_track
+
+    ref = record.track
+    rows: list[tuple[str, Any]] = [("track", ref.name), ("version", ref.version), ("track sha256", ref.sha256)]
+    try:
+        track = get_track(ref.name)
+    except HarnessError:
+        return _pairs(rows) + '<p class="muted">This track is not shipped with this harness; recipe unknown.</p>'
+    note = ""
+    if track.sha256 != ref.sha256:
+        note = (
+            f'<p class="warn">The shipped track (version {e(track.version)}, sha256 {e(track.sha256[:12])}…) '
+            "differs from the one this entry ran on; the recipe below is the shipped one.</p>"
+        )
+    shape = track.model
+    rows += [
+        ("model", f"d={shape.d_model}, layers={shape.n_layers}, heads={shape.n_heads}, vocab={shape.vocab_size}, "
+                  f"context={shape.context}, {track.n_params:,} parameters"),
+        ("budget", f"{track.tokens:,} tokens, {track.steps:,} steps"),
+        ("pool / suite", f"{track.pool} / {track.suite}"),
+        ("rules", f"{track.rules.kind}, text edits {'allowed' if track.rules.text_edits else 'not allowed'}"),
+    ]  # fmt: skip
+    rows += [
+        (f"recipe.{k}", " ".join(v) or "none" if isinstance(v, tuple) else v) for k, v in vars(track.recipe).items()
+    ]
+    return note + _pairs(rows)
+
+
+def _provenance_html(record: Record) -> str:
+    v, hw = record.versions, record.hardware
+    rows: list[tuple[str, Any]] = [
+        ("entry id", record.entry_id), ("schema version", record.schema_version), ("pool", record.pool),
+        ("subset sha256", record.subset.sha256),
+        ("subset", f"{record.subset.documents:,} documents ({record.subset.unique_documents:,} distinct), "
+                   f"{record.subset.tokens:,} tokens, {record.subset.bytes:,} bytes"),
+        ("tokenizer sha256", record.tokenizer_sha256),
+        ("suite", f"{record.evaluation.suite} (version {record.evaluation.suite_version})"),
+        ("harness", f"{v.harness} (commit {v.git_commit or 'unknown'})"),
+        ("python / torch / lm-eval", f"{v.python or '–'} / {v.torch or '–'} / {v.lm_eval or '–'}"),
+        ("open_lm", v.open_lm or "not used"),
+        ("hardware", f"{hw.count} × {hw.accelerator} on {hw.nodes} node(s)" + (f"; CPU {hw.cpu}" if hw.cpu else "")),
+        ("seeds", ", ".join(f"{k}={s}" for k, s in sorted(record.seeds.items())) or "–"),
+        ("recorded", record.created_at),
+    ]  # fmt: skip
+    return _pairs(rows)

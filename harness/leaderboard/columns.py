@@ -1,0 +1,158 @@
+"""The leaderboard's columns and rows: one registry says each column's label, data key, best-first direction
+and format, so the static HTML, the JavaScript sorter and the CSV/JSON downloads agree.
+
+Direction is the order of the first click on a header: "desc" puts high values first (accuracies, sizes,
+newest dates), "asc" low values first (rank, losses, bits per byte, names). Aggregate columns take their
+direction from the record (`Aggregate.higher_is_better`), so a lower-is-better aggregate sorts correctly without
+a code change. Aggregates are keyed by name *and* version: values of different versions never share a column.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from harness.records import Record
+
+Direction = Literal["asc", "desc"]
+Format = Literal["rank", "text", "score", "tokens", "passes", "date"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One sortable column of a track's table."""
+
+    key: str
+    label: str
+    direction: Direction
+    format: Format
+    description: str
+    version: str = ""
+
+
+#: Columns every track has, before and after its aggregate columns.
+LEADING = (
+    Column("rank", "Rank", "asc", "rank", "Rank by the primary aggregate (entries without it are unranked)."),
+    Column("name", "Entry", "asc", "text", "Entry name and authors; follow it for the full record."),
+)
+TRAILING = (
+    Column("tokens_seen", "Tokens", "desc", "tokens", "Tokens the model was trained on."),
+    Column("passes", "Passes", "desc", "passes", "Passes over the subset (tokens seen / subset tokens)."),
+    Column("subset_tokens", "Subset size", "desc", "tokens", "Tokens in the subset (one pass)."),
+    Column("created_at", "Date", "desc", "date", "When the result was recorded (UTC)."),
+)
+
+
+def aggregate_key(name: str, version: object) -> str:
+    return f"agg:{name}@{version}"
+
+
+@dataclass(frozen=True)
+class TrackTable:
+    """Everything the site shows for one track, rows sorted by rank."""
+
+    track: str
+    primary: str  # key of the primary aggregate column
+    primary_name: str
+    columns: tuple[Column, ...]
+    rows: tuple[dict[str, Any], ...]
+    records: dict[str, Record]  # entry id -> record
+
+    @property
+    def aggregate_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.key.startswith("agg:"))
+
+
+def _aggregate_columns(records: list[Record], primary_name: str) -> list[Column]:
+    seen: dict[str, Column] = {}
+    for record in records:
+        for name, agg in record.evaluation.aggregates.items():
+            key = aggregate_key(name, agg.version)
+            if key not in seen:
+                direction: Direction = "desc" if agg.higher_is_better else "asc"
+                better = "higher" if agg.higher_is_better else "lower"
+                text = f"{agg.description} " if agg.description else ""
+                desc = f"{text}Version {agg.version}, over {agg.n_tasks} tasks; {better} is better."
+                seen[key] = Column(key, name, direction, "score", desc, str(agg.version))
+    # The primary aggregate first, then by name, so the ranking column sits next to the rank.
+    return sorted(seen.values(), key=lambda c: (c.label != primary_name, c.label, c.version))
+
+
+def _primary(records: list[Record]) -> tuple[str, object]:
+    """The (name, version) most records of the track name as primary; newest records break ties."""
+    votes = Counter((r.evaluation.primary_aggregate, r.primary.version) for r in records)
+    newest = {}
+    for r in records:
+        key = (r.evaluation.primary_aggregate, r.primary.version)
+        newest[key] = max(newest.get(key, ""), r.created_at)
+    return max(votes, key=lambda k: (votes[k], newest[k]))
+
+
+def _row(record: Record, agg_columns: list[Column]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": record.entry_id,
+        "name": record.submission.name,
+        "authors": ", ".join(record.submission.authors),
+        "tokens_seen": record.training.tokens_seen,
+        "passes": record.training.passes,
+        "subset_tokens": record.subset.tokens,
+        "subset_documents": record.subset.documents,
+        "created_at": record.created_at,
+    }
+    by_key = {aggregate_key(n, a.version): a for n, a in record.evaluation.aggregates.items()}
+    for col in agg_columns:
+        agg = by_key.get(col.key)
+        value = None if agg is None else agg.value
+        row[col.key] = value if value is None or math.isfinite(value) else None
+    return row
+
+
+def build_table(track: str, records: list[Record]) -> TrackTable:
+    """Rows of one track ranked by its primary aggregate (ties share a rank; entries without it come last)."""
+    primary_name, primary_version = _primary(records)
+    agg_columns = _aggregate_columns(records, primary_name)
+    primary_col = next(c for c in agg_columns if c.key == aggregate_key(primary_name, primary_version))
+    rows = [_row(r, agg_columns) for r in records]
+    sign = -1.0 if primary_col.direction == "desc" else 1.0
+    rows.sort(key=lambda r: (r[primary_col.key] is None, sign * (r[primary_col.key] or 0.0), r["name"], r["id"]))
+    previous, rank = None, 0
+    for i, row in enumerate(rows, start=1):
+        value = row[primary_col.key]
+        if value is None:
+            row["rank"] = None
+            continue
+        if value != previous:
+            rank, previous = i, value
+        row["rank"] = rank
+    return TrackTable(
+        track=track,
+        primary=primary_col.key,
+        primary_name=primary_name,
+        columns=(*LEADING, *agg_columns, *TRAILING),
+        rows=tuple(rows),
+        records={r.entry_id: r for r in records},
+    )
+
+
+def format_value(value: Any, fmt: Format) -> str:
+    """How a cell reads on the page (the JavaScript formatter mirrors this)."""
+    if value is None:
+        return "–"
+    if fmt == "score":
+        return f"{value:.3f}"
+    if fmt == "tokens":
+        return human(value)
+    if fmt == "passes":
+        return f"{value:.2f}"
+    if fmt == "date":
+        return str(value)[:10]
+    return str(value)
+
+
+def human(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:g}"

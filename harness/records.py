@@ -1,0 +1,416 @@
+"""Result records (one JSON file per leaderboard entry) and the results store they live in.
+
+A record says everything needed to trust and reproduce a score: who submitted it, the track (name, version,
+hash), the pool and the subset (hash and statistics), the tokenizer hash, the trainer and library versions, the
+hardware, the seeds, tokens seen and passes over the data, a compact training curve, the raw per-task metrics and
+the aggregates stamped with their versions.
+
+The store keeps one file per entry at `<url>/<track>/<entry_id>.json` on any fsspec URL (a local folder or
+`s3://bucket/prefix`). Writes are atomic: locally a temporary file renamed into place, on object stores a single
+PUT (which readers see whole or not at all). Entries never share a file, so concurrent writers cannot lose each
+other's records; re-adding an entry id replaces that entry (a re-run of the same subset on the same track).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from harness.config import ConfigError, doc, from_dict, to_dict
+from harness.errors import HarnessError, UsageError
+
+#: The record format this harness writes and reads. Bump it on any incompatible change.
+SCHEMA_VERSION = 1
+
+#: Training curves are downsampled to at most this many points so the record stays small.
+MAX_CURVE_POINTS = 200
+
+#: Where records go when no --results URL is given: $HARNESS_RESULTS, else ./results.
+RESULTS_ENV = "HARNESS_RESULTS"
+
+_ENTRY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*-[0-9a-f]{12}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class RecordError(HarnessError):
+    """A record file that cannot be read: bad JSON, an unknown schema version or a schema violation."""
+
+
+def entry_id(track_name: str, subset_hash: str) -> str:
+    """The entry id of a subset on a track: `<track>-<first 12 hex of sha256(track + subset_hash)>`.
+
+    The same subset on the same track is the same entry, so a re-run replaces its record.
+    """
+    return f"{track_name}-{hashlib.sha256((track_name + subset_hash).encode()).hexdigest()[:12]}"
+
+
+def default_results_url() -> str:
+    return os.environ.get(RESULTS_ENV) or "results"
+
+
+def downsample_curve(points: Sequence[Sequence[float]], max_points: int = MAX_CURVE_POINTS) -> list[list[float]]:
+    """At most `max_points` of a [step, tokens, loss] curve, evenly spaced by index, first and last kept.
+
+    Points are kept as logged (not averaged) so every value in the record is one the trainer reported.
+    """
+    if max_points < 2:
+        raise ValueError("max_points must be at least 2")
+    pts = [list(p) for p in points]
+    if len(pts) <= max_points:
+        return pts
+    last = len(pts) - 1
+    picks = sorted({round(i * last / (max_points - 1)) for i in range(max_points)})
+    return [pts[i] for i in picks]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submission:
+    """Who submitted the entry and what it is."""
+
+    name: str = doc("Display name of the entry (any text; the site escapes it).")
+    authors: tuple[str, ...] = doc("Author names.", default=())
+    contact: str = doc("E-mail address or other contact.", default="")
+    description: str = doc("What the curation does, in a sentence or a paragraph.", default="")
+    link: str = doc("http(s) URL of the code or paper ('' = none).", default="")
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ValueError("'submission.name' must not be empty")
+        if self.link and not re.match(r"^https?://", self.link):
+            raise ValueError(f"'submission.link' must start with http:// or https://, got {self.link!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackRef:
+    """The track the entry ran on, pinned by version and hash."""
+
+    name: str = doc("Track name (tracks/<name>.toml).")
+    version: int = doc("Track version at the time of the run.")
+    sha256: str = doc("Track.sha256: hash of the track's canonical JSON.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubsetStats:
+    """The canonical subset that was trained on."""
+
+    sha256: str = doc("Hash of the canonical (validated) subset; with the track it defines the entry id.")
+    documents: int = doc("Documents in the subset, repeats counted.")
+    unique_documents: int = doc("Distinct documents in the subset.")
+    tokens: int = doc("Tokens of the tokenized subset (one pass).")
+    bytes: int = doc("UTF-8 bytes of the subset's text (one pass).", default=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Versions:
+    """Software that produced the result ('' = not used or unknown)."""
+
+    harness: str = doc("harness package version.")
+    git_commit: str = doc("git commit of the harness checkout ('' when installed from a wheel).", default="")
+    python: str = doc("Python version.", default="")
+    torch: str = doc("torch version.", default="")
+    lm_eval: str = doc("lm-eval version.", default="")
+    open_lm: str = doc("open_lm version or commit, when the open_lm trainer was used.", default="")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hardware:
+    """Where it ran (informational: tracks never depend on hardware)."""
+
+    accelerator: str = doc("Device model, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu'.")
+    count: int = doc("Devices used in total.", default=1)
+    nodes: int = doc("Machines used.", default=1)
+    cpu: str = doc("CPU model.", default="")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Training:
+    """What training did."""
+
+    trainer: Literal["native", "open_lm"] = doc("Which trainer ran the recipe.")
+    tokens_seen: int = doc("Tokens the model was trained on.")
+    passes: float = doc("Passes over the subset: tokens_seen / subset tokens (repeats make it > 1).")
+    steps: int = doc("Optimizer steps taken.")
+    final_loss: float = doc("Training loss at the last step.")
+    wall_time_s: float = doc("Wall-clock training time in seconds.")
+    # Typed Any for from_dict and checked (and made a tuple of tuples) in __post_init__: converting 600 numbers
+    # one by one through from_dict would dominate the time to load 10,000 records.
+    curve: Any = doc(f"[step, tokens, loss] points, at most {MAX_CURVE_POINTS} (see downsample_curve).", default=())
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.curve, list | tuple):
+            raise ValueError(f"'training.curve' must be a list of [step, tokens, loss], got {self.curve!r}")
+        object.__setattr__(self, "curve", tuple(tuple(p) if isinstance(p, list | tuple) else p for p in self.curve))
+        if len(self.curve) > MAX_CURVE_POINTS:
+            raise ValueError(f"'training.curve' has {len(self.curve)} points; at most {MAX_CURVE_POINTS} allowed")
+        for i, point in enumerate(self.curve):
+            if (
+                not isinstance(point, tuple)
+                or len(point) != 3
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in point)
+            ):
+                raise ValueError(f"'training.curve[{i}]' must be [step, tokens, loss] numbers, got {point!r}")
+        if self.tokens_seen < 0 or self.steps < 0 or self.passes < 0 or self.wall_time_s < 0:
+            raise ValueError("'training' counts and times must be non-negative")
+
+
+def _check_numbers(where: str, mapping: dict[str, Any]) -> None:
+    for key, value in mapping.items():
+        if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"'{where}.{key}' must be a number, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskResult:
+    """One evaluation task: the scored metric, its random baseline and every raw metric lm-eval reported."""
+
+    metric: str = doc("Name of the scored metric in `metrics` (e.g. 'acc_norm', 'bits_per_byte').")
+    value: float = doc("Raw value of the scored metric.")
+    higher_is_better: bool = doc("Direction of the scored metric.", default=True)
+    baseline: float | None = doc("Random-guess baseline of the metric (None when not an accuracy).", default=None)
+    centered: float | None = doc(
+        "(value - baseline) / (1 - baseline), unclipped; None without a baseline.", default=None
+    )
+    shots: int | None = doc("Few-shot examples in the prompt.", default=None)
+    n_samples: int | None = doc("Examples evaluated.", default=None)
+    metrics: dict[str, float] = doc("Every raw metric of the task.", default_factory=dict)
+    stderr: dict[str, float] = doc("Standard errors of the raw metrics.", default_factory=dict)
+    data_hash: str = doc("Revision or file hash of the task's data.", default="")
+
+    def __post_init__(self) -> None:
+        _check_numbers("metrics", self.metrics)
+        _check_numbers("stderr", self.stderr)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Aggregate:
+    """A summary score over tasks, stamped with its version. `value` is None when a task is missing."""
+
+    value: float | None = doc("The score; None when any of its tasks is missing (never a mean over fewer).")
+    version: int | str = doc("Version of the aggregate's definition (baselines, task list).")
+    n_tasks: int = doc("Tasks the aggregate is defined over.")
+    missing: tuple[str, ...] = doc("Tasks without a result (then value is None).", default=())
+    higher_is_better: bool = doc(
+        "Sort direction: True for accuracies, False for losses and bits per byte.", default=True
+    )
+    description: str = doc("One line shown in the leaderboard header's tooltip.", default="")
+
+    def __post_init__(self) -> None:
+        if self.missing and self.value is not None:
+            raise ValueError(f"an aggregate with missing tasks ({', '.join(self.missing)}) must have value null")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluation:
+    """The suite's results."""
+
+    suite: str = doc("Suite id (evaluation/<id>.toml).")
+    suite_version: int | str = doc("Suite version.")
+    primary_aggregate: str = doc("Name of the aggregate the leaderboard ranks by (e.g. 'Core_v2').")
+    tasks: dict[str, TaskResult] = doc("Per-task results by task name.", default_factory=dict)
+    aggregates: dict[str, Aggregate] = doc("Aggregates by name.", default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.primary_aggregate not in self.aggregates:
+            raise ValueError(
+                f"'evaluation.primary_aggregate' {self.primary_aggregate!r} is not among the aggregates "
+                f"({', '.join(sorted(self.aggregates)) or 'none'})"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """One leaderboard entry: a subset trained and evaluated on a track."""
+
+    schema_version: int = doc(f"Record format version (this harness reads {SCHEMA_VERSION}).")
+    entry_id: str = doc("entry_id(track.name, subset.sha256); also the file name.")
+    created_at: str = doc("ISO 8601 time with offset, when the record was written.")
+    submission: Submission = doc("Who and what.")
+    track: TrackRef = doc("Track name, version and hash.")
+    pool: str = doc("Pool id the subset was validated against.")
+    subset: SubsetStats = doc("Subset hash and statistics.")
+    tokenizer_sha256: str = doc("sha256 of the tokenizer.json used.")
+    versions: Versions = doc("Software versions.")
+    hardware: Hardware = doc("Hardware used.")
+    seeds: dict[str, int] = doc("Every seed used, by purpose (e.g. train, shuffle, eval).", default_factory=dict)
+    training: Training = doc("Training summary and curve.")
+    evaluation: Evaluation = doc("Per-task metrics and aggregates.")
+
+    def __post_init__(self) -> None:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ValueError(f"'schema_version' must be {SCHEMA_VERSION}, got {self.schema_version}")
+        expected = entry_id(self.track.name, self.subset.sha256)
+        if self.entry_id != expected or not _ENTRY_ID.match(self.entry_id):
+            raise ValueError(f"'entry_id' is {self.entry_id!r} but track and subset hash give {expected!r}")
+        for key, value in (("subset.sha256", self.subset.sha256), ("tokenizer_sha256", self.tokenizer_sha256)):
+            if not _HEX64.match(value):
+                raise ValueError(f"{key!r} must be 64 lowercase hex digits, got {value!r}")
+        try:
+            stamp = datetime.fromisoformat(self.created_at)
+        except ValueError:
+            raise ValueError(f"'created_at' is not an ISO 8601 time: {self.created_at!r}") from None
+        if stamp.tzinfo is None:
+            raise ValueError(f"'created_at' needs a UTC offset (e.g. +00:00): {self.created_at!r}")
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in self.seeds.values()):
+            raise ValueError(f"'seeds' values must be integers, got {self.seeds!r}")
+
+    @property
+    def record_id(self) -> str:
+        """The store key: the entry id (one record per entry; a re-run replaces it)."""
+        return self.entry_id
+
+    @property
+    def primary(self) -> Aggregate:
+        return self.evaluation.aggregates[self.evaluation.primary_aggregate]
+
+    def to_data(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def to_json(self) -> str:
+        """Indented JSON, with the training curve one line (200 points would otherwise take 800 lines)."""
+        data = self.to_data()
+        curve = json.dumps(data["training"]["curve"], separators=(",", ":"), allow_nan=False)
+        data["training"]["curve"] = marker = f"@curve-{uuid.uuid4().hex}@"
+        text = json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False)
+        return text.replace(json.dumps(marker), curve, 1) + "\n"
+
+    @classmethod
+    def from_data(cls, data: Any, source: str) -> Record:
+        """Strictly load a record; an unknown schema version is an error that says which versions are read."""
+        if not isinstance(data, dict):
+            raise RecordError(f"{source}: a record must be a JSON object, got {type(data).__name__}")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise RecordError(
+                f"{source}: record schema_version {version!r} is not supported; this harness reads version "
+                f"{SCHEMA_VERSION}. Upgrade harness to read newer records, or re-create the record."
+            )
+        try:
+            return from_dict(cls, _typed_mappings(data, source), source)
+        except ConfigError as exc:
+            raise RecordError(str(exc)) from exc
+
+    @classmethod
+    def from_json(cls, text: str | bytes, source: str = "<record>") -> Record:
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RecordError(f"{source}: not valid JSON: {exc}") from exc
+        return cls.from_data(data, source)
+
+
+def _typed_mappings(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Convert the name -> dataclass mappings that `from_dict` leaves as plain dicts."""
+    ev = data.get("evaluation")
+    if not isinstance(ev, dict):
+        return data
+    ev = dict(ev)
+    for key, cls in (("tasks", TaskResult), ("aggregates", Aggregate)):
+        raw = ev.get(key)
+        if isinstance(raw, dict):
+            ev[key] = {name: from_dict(cls, value, source, f"evaluation.{key}.{name}") for name, value in raw.items()}
+    return {**data, "evaluation": ev}
+
+
+def now_iso() -> str:
+    """The current UTC time as `created_at` wants it (second resolution)."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True)
+class StoreProblem:
+    """A file in the store that was skipped, and why."""
+
+    path: str
+    message: str
+
+
+@dataclass
+class ResultsStore:
+    """Records on any fsspec URL: `<url>/<track>/<entry_id>.json`."""
+
+    url: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        import fsspec
+
+        self.url = self.url.rstrip("/") or "/"
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        self.root = self.root.rstrip("/")
+        self._local = "file" in _protocols(self.fs)
+
+    def path_of(self, entry: str) -> str:
+        return f"{self.root}/{entry.rsplit('-', 1)[0]}/{entry}.json"
+
+    def add(self, record: Record) -> str:
+        """Write `record` atomically (replacing an earlier record of the same entry); returns its path."""
+        final = self.path_of(record.entry_id)
+        blob = record.to_json().encode("utf-8")
+        if self._local:
+            # A unique temporary name in the same folder, then a rename: readers never see a partial file and
+            # concurrent writers of different entries never touch the same name.
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            tmp = f"{os.path.dirname(final)}/.{record.entry_id}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(blob)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        else:
+            # Object stores have no rename; a single PUT is atomic (old or new object, never a partial one).
+            self.fs.pipe_file(final, blob)
+        return final
+
+    def _files(self, track: str | None) -> list[str]:
+        pattern = f"{self.root}/{track or '*'}/*.json"
+        try:
+            paths = self.fs.glob(pattern)
+        except FileNotFoundError:
+            return []
+        # Temporary files start with a dot; glob's '*' does not match them on every filesystem, so be explicit.
+        return sorted(p for p in paths if not p.rsplit("/", 1)[-1].startswith("."))
+
+    def list(self, track: str | None = None) -> tuple[list[Record], list[StoreProblem]]:
+        """Every valid record (of `track`, or all), and the files skipped with the reason."""
+        records: list[Record] = []
+        problems: list[StoreProblem] = []
+        paths = self._files(track)
+        blobs = self.fs.cat(paths, on_error="return") if paths else {}
+        for path in paths:
+            blob = blobs.get(path)
+            shown = self.fs.unstrip_protocol(path) if not self._local else path
+            if isinstance(blob, BaseException):
+                problems.append(StoreProblem(shown, f"cannot read: {blob}"))
+                continue
+            try:
+                record = Record.from_json(blob, shown)
+            except RecordError as exc:
+                problems.append(StoreProblem(shown, str(exc)))
+                continue
+            if self.path_of(record.entry_id) != path:
+                problems.append(StoreProblem(shown, f"holds entry {record.entry_id!r}; expected at {record.entry_id}.json "
+                                             f"in folder {record.track.name}/"))  # fmt: skip
+                continue
+            records.append(record)
+        return records, problems
+
+    def get(self, entry: str) -> Record:
+        """The record of entry id `entry`; a clear error when absent or invalid."""
+        path = self.path_of(entry)
+        try:
+            blob = self.fs.cat_file(path)
+        except FileNotFoundError:
+            raise UsageError(f"no record {entry!r} in results store {self.url} (looked for {path})") from None
+        return Record.from_json(blob, path)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)
