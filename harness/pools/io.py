@@ -1,0 +1,115 @@
+"""Reading JSONL shards through fsspec, so local paths and `s3://` URLs share one code path.
+
+Compression follows the file name (`.gz`, `.zst`/`.zstd`, otherwise none). S3 endpoints and credentials come
+from fsspec's usual places: per-call `storage_options`, or environment variables such as
+`FSSPEC_S3_ENDPOINT_URL` / `AWS_ACCESS_KEY_ID` (a local S3-compatible server in tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from harness.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+#: File name endings read as JSONL, with the compression fsspec applies.
+JSONL_SUFFIXES: dict[str, str | None] = {
+    ".jsonl": None,
+    ".jsonl.gz": "gzip",
+    ".jsonl.zst": "zstd",
+    ".jsonl.zstd": "zstd",
+}
+
+
+def compression_of(url: str) -> str | None:
+    """fsspec compression name for a file, from its name."""
+    name = url.lower()
+    if name.endswith(".gz"):
+        return "gzip"
+    if name.endswith((".zst", ".zstd")):
+        return "zstd"
+    return None
+
+
+def is_jsonl(url: str) -> bool:
+    return url.lower().endswith(tuple(JSONL_SUFFIXES))
+
+
+@contextlib.contextmanager
+def open_binary(url: str, storage_options: dict[str, Any] | None = None) -> Iterator[IO[bytes]]:
+    """Open a (possibly compressed, possibly remote) file for binary reading of its uncompressed bytes."""
+    import fsspec
+
+    with fsspec.open(url, "rb", compression=compression_of(url), **(storage_options or {})) as fh:
+        yield fh
+
+
+@contextlib.contextmanager
+def open_raw(url: str, storage_options: dict[str, Any] | None = None) -> Iterator[IO[bytes]]:
+    """Open a file's stored (compressed) bytes, e.g. to hash them."""
+    import fsspec
+
+    with fsspec.open(url, "rb", **(storage_options or {})) as fh:
+        yield fh
+
+
+def expand_inputs(spec: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> list[str]:
+    """A file, a directory (its JSONL files, recursively) or a glob, local or fsspec URL -> sorted file URLs."""
+    import fsspec
+
+    text = os.fspath(spec)
+    fs, _, paths = fsspec.get_fs_token_paths(text, storage_options=storage_options or {})
+    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple | list) else fs.protocol
+    found: list[str] = []
+    for path in paths:
+        if fs.isdir(path):
+            found += [p for p in fs.find(path) if is_jsonl(p)]
+        elif fs.exists(path):
+            found.append(path)
+    if not found:
+        raise UsageError(f"{text}: no such file, or no .jsonl/.jsonl.gz/.jsonl.zst files in it")
+    bad = [p for p in found if not is_jsonl(p)]
+    if bad:
+        raise UsageError(f"{bad[0]}: not a .jsonl, .jsonl.gz or .jsonl.zst file")
+    if protocol in ("file", "local"):
+        return sorted(found)
+    return sorted(p if "://" in p else f"{protocol}://{p}" for p in found)
+
+
+def download(url: str, dest: Path, storage_options: dict[str, Any] | None = None) -> Path:
+    """Copy `url` to `dest` atomically (a partial download never looks complete)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    with open_raw(url, storage_options) as src, open(tmp, "wb") as out:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            out.write(block)
+    tmp.replace(dest)
+    return dest
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that readers see the old file or the whole new one (used for completion markers)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+@contextlib.contextmanager
+def progress_bar(progress: Progress | None) -> Iterator[Progress]:
+    """The caller's rich Progress, or a new transient one for the duration of the block."""
+    if progress is not None:
+        yield progress
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+    ) as fresh:
+        yield fresh
