@@ -193,9 +193,10 @@ class Aggregate:
     """A summary score over tasks, stamped with its version. `value` is None when a task is missing."""
 
     value: float | None = doc("The score; None when any of its tasks is missing (never a mean over fewer).")
-    version: int | str = doc("Version of the aggregate's definition (baselines, task list).")
+    version: int | str = doc("Version stamp of the aggregate's definition, e.g. 'core@1/v2' (suite@version/baselines).")
     n_tasks: int = doc("Tasks the aggregate is defined over.")
     missing: tuple[str, ...] = doc("Tasks without a result (then value is None).", default=())
+    reason: str = doc("Why the value is absent, when it is.", default="")
     higher_is_better: bool = doc(
         "Sort direction: True for accuracies, False for losses and bits per byte.", default=True
     )

@@ -31,7 +31,7 @@ from typing import Any
 from harness import __version__
 from harness.errors import HarnessError, UsageError
 from harness.leaderboard.charts import loss_curve_svg, track_charts
-from harness.leaderboard.columns import Column, TrackTable, build_table, format_value, human
+from harness.leaderboard.columns import Column, TrackTable, build_table, format_value, human, version_label
 from harness.leaderboard.downloads import write_downloads
 from harness.records import Record, ResultsStore, StoreProblem
 from harness.resources import resource_dir
@@ -155,7 +155,7 @@ def _write_data_js(tables: list[TrackTable], path: Path) -> None:
 
 
 def _header_cell(col: Column, table: TrackTable) -> str:
-    version = f' <span class="version">v{e(col.version)}</span>' if col.version else ""
+    version = f' <span class="version">{e(version_label(col.version))}</span>' if col.version else ""
     primary = ' <span class="badge">primary</span>' if col.key == table.primary else ""
     arrow = "↓ best first" if col.direction == "desc" else "↑ best first"
     sort = ' aria-sort="ascending"' if col.key == "rank" else ""
@@ -180,7 +180,7 @@ def _track_section(table: TrackTable, charts: dict[str, str]) -> str:
     t = e(table.track)
     head = "".join(_header_cell(c, table) for c in table.columns)
     body = "\n".join("<tr>" + "".join(_cell(c, row) for c in table.columns) + "</tr>" for row in table.rows[:PAGE_SIZE])
-    aggs = ", ".join(f"{e(c.label)} (version {e(c.version)})" for c in table.aggregate_columns)
+    aggs = ", ".join(f"{e(c.label)} ({e(version_label(c.version))})" for c in table.aggregate_columns)
     figures = "".join(
         f'<img src="charts/{e(name)}" alt="{e(table.track)}: {e(kind)} chart" loading="lazy" width="520">'
         for kind, name in charts.items()
@@ -244,7 +244,7 @@ def _aggregates_html(record: Record) -> str:
         [
             name + (" (primary)" if name == record.evaluation.primary_aggregate else ""),
             _num(a.value), a.version, a.n_tasks, "higher" if a.higher_is_better else "lower",
-            ", ".join(a.missing) or "none",
+            (", ".join(a.missing) + (f" ({a.reason})" if a.reason else "")) or "none",
         ]
         for name, a in sorted(record.evaluation.aggregates.items())
     ]  # fmt: skip

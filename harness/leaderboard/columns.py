@@ -74,7 +74,7 @@ def _aggregate_columns(records: list[Record], primary_name: str) -> list[Column]
                 direction: Direction = "desc" if agg.higher_is_better else "asc"
                 better = "higher" if agg.higher_is_better else "lower"
                 text = f"{agg.description} " if agg.description else ""
-                desc = f"{text}Version {agg.version}, over {agg.n_tasks} tasks; {better} is better."
+                desc = f"{text}Version {agg.version}, over {agg.n_tasks} task(s); {better} is better."
                 seen[key] = Column(key, name, direction, "score", desc, str(agg.version))
     # The primary aggregate first, then by name, so the ranking column sits next to the rank.
     return sorted(seen.values(), key=lambda c: (c.label != primary_name, c.label, c.version))
@@ -149,6 +149,11 @@ def format_value(value: Any, fmt: Format) -> str:
     if fmt == "date":
         return str(value)[:10]
     return str(value)
+
+
+def version_label(version: str) -> str:
+    """'v2' for a bare number, the stamp itself otherwise (e.g. 'core@1/v2')."""
+    return f"v{version}" if version.isdigit() else version
 
 
 def human(n: float) -> str:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.leaderboard.columns import TrackTable
+from harness.leaderboard.columns import TrackTable, version_label
 
 #: Spreadsheets run a cell starting with one of these as a formula; such text cells get a leading quote.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -70,7 +70,7 @@ def write_downloads(table: TrackTable, out_dir: Path, generated_at: str) -> None
     (out_dir / "leaderboard.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     aggs = table.aggregate_columns
     header = ["rank", "entry_id", "name", "authors"]
-    header += [f"{c.label} (v{c.version})" for c in aggs]
+    header += [f"{c.label} ({version_label(c.version)})" for c in aggs]
     header += ["tokens_seen", "passes", "subset_tokens", "subset_documents", "created_at", "track_version",
                "subset_sha256", "trainer", "harness_version", "git_commit"]  # fmt: skip
     with open(out_dir / "leaderboard.csv", "w", newline="", encoding="utf-8") as fh:

@@ -52,7 +52,7 @@ def synthetic_record(
             "data_hash": hashlib.sha256(task.encode()).hexdigest(),
         }
     bpb = 2.5 - 1.2 * quality + rng.uniform(-0.05, 0.05)
-    tasks["heldout_bpb"] = {
+    tasks["heldout"] = {
         "metric": "bits_per_byte",
         "value": bpb,
         "higher_is_better": False,
@@ -113,13 +113,13 @@ def synthetic_record(
             "aggregates": {
                 "Sandbox_v1": {
                     "value": sum(centered) / len(centered),
-                    "version": 1,
+                    "version": "sandbox@1/v1",
                     "n_tasks": len(centered),
                     "description": "Mean centered accuracy of the sandbox choice and cloze tasks.",
                 },
-                "Sandbox_bpb_v1": {
+                "heldout_bpb": {
                     "value": bpb,
-                    "version": 1,
+                    "version": "sandbox@1",
                     "n_tasks": 1,
                     "higher_is_better": False,
                     "description": "Held-out bits per byte.",
