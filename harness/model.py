@@ -255,11 +255,12 @@ def load_state(model: Transformer, state: Mapping[str, torch.Tensor]) -> None:
     state = dict(state)
     for name, buf in model.named_buffers():
         if name.endswith("pos_embed.inv_freq") and name not in state:
-            state[name] = Rotary.default_inv_freq(buf.numel())
+            state[name] = Rotary.default_inv_freq(2 * buf.numel())
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise HarnessError(f"checkpoint does not match the model shape: {str(exc).splitlines()[0]}") from exc
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3])
+        raise HarnessError(f"checkpoint does not match the model shape: {detail[:500]}") from exc
 
 
 def open_lm_model_config(shape: ModelShape) -> dict[str, Any]:
