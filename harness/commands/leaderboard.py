@@ -48,6 +48,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from harness.leaderboard.build import build_from_store
     from harness.records import default_results_url
@@ -56,11 +57,12 @@ def run_build(args: argparse.Namespace) -> int:
     url = args.results or default_results_url()
     summary = build_from_store(url, args.out, title=args.title, progress=True)
     for problem in summary.problems:
-        console.print(f"[yellow]skipped[/] {problem.path}: {problem.message}", highlight=False, markup=True)
+        text = escape(f"{problem.path}: {problem.message}")  # paths and messages may hold '[', rich markup
+        console.print(f"[yellow]skipped[/] {text}", highlight=False, markup=True, soft_wrap=True)
     tracks = ", ".join(f"{t} ({n})" for t, n in summary.entries.items())
     console.print(f"wrote {summary.out}/index.html: {sum(summary.entries.values())} entries on {tracks}; "
                   f"index {summary.index_bytes / 1024:.0f} KiB; open it from disk or serve the folder.",
-                  highlight=False, markup=False)  # fmt: skip
+                  highlight=False, markup=False, soft_wrap=True)  # fmt: skip
     return 0
 
 
@@ -70,7 +72,7 @@ def run_publish(args: argparse.Namespace) -> int:
     from harness.leaderboard.publish import publish_site
 
     n = publish_site(args.site, args.out, endpoint_url=args.endpoint_url, progress=True)
-    Console(stderr=True).print(f"uploaded {n} files to {args.out}", highlight=False, markup=False)
+    Console(stderr=True).print(f"uploaded {n} files to {args.out}", highlight=False, markup=False, soft_wrap=True)
     return 0
 
 
@@ -87,5 +89,7 @@ def run_add(args: argparse.Namespace) -> int:
             raise UsageError(f"record file {path} does not exist")
         records.append(Record.from_json(path.read_bytes(), str(path)))  # all validated before any is written
     for record in records:
-        Console(stderr=True).print(f"added {record.entry_id} -> {store.add(record)}", highlight=False, markup=False)
+        Console(stderr=True).print(
+            f"added {record.entry_id} -> {store.add(record)}", highlight=False, markup=False, soft_wrap=True
+        )
     return 0

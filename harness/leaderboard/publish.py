@@ -32,7 +32,7 @@ def content_type(path: Path) -> str:
 def split_s3_url(url: str) -> tuple[str, str]:
     """`s3://bucket/prefix` -> (bucket, 'prefix/'); the prefix may be empty."""
     if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
-        raise UsageError(f"--out must be an s3://bucket[/prefix] URL, got {url!r}")
+        raise UsageError(f"--out must be an s3://bucket or s3://bucket/prefix URL, got {url!r}")
     bucket, _, prefix = url[5:].partition("/")
     prefix = prefix.strip("/")
     return bucket, f"{prefix}/" if prefix else ""
