@@ -265,9 +265,8 @@ class _Scan:
                 self.problem(int(loc[k]), "invalid-id", f'"id" must be 32 hex digits, got {ids[k][:40]!r}')
             valid[:] = good
             hi, lo = ids_to_u64([i if g else "0" * 32 for i, g in zip(ids, good, strict=True)])
-        chunk = {"hi": hi, "lo": lo, "loc": loc, "valid": valid, "rep": np.ones(n, np.int64)}
-        chunk.update(kind=np.zeros(n, np.uint8), dhi=np.zeros(n, np.uint64), dlo=np.zeros(n, np.uint64))
-        chunk.update(soff=np.full(n, -1, np.int64), slen=np.zeros(n, np.int64), tok=np.full(n, -1, np.int64))
+        chunk = _new_chunk(n)
+        chunk.update(hi=hi, lo=lo, loc=loc, valid=valid)
         self._fill_extras(chunk)
         chunk["row"] = self.pool.index.lookup(hi, lo)
         self._check_membership(chunk)
@@ -304,8 +303,18 @@ class _Scan:
     def entries(self) -> dict[str, np.ndarray]:
         """All chunks concatenated."""
         if not self.chunks:
-            return {k: np.zeros(0, np.int64) for k in ("hi", "lo", "loc", "valid", "rep", "kind", "row", "tok")}
+            return {**_new_chunk(0), "row": np.zeros(0, np.int64)}
         return {k: np.concatenate([c[k] for c in self.chunks]) for k in self.chunks[0]}
+
+
+def _new_chunk(n: int) -> dict[str, np.ndarray]:
+    """Per-entry arrays with their defaults: an id-only pool document, repeat 1, no text, tokens unknown."""
+    return {
+        "hi": np.zeros(n, np.uint64), "lo": np.zeros(n, np.uint64), "loc": np.zeros(n, np.int64),
+        "valid": np.ones(n, bool), "rep": np.ones(n, np.int64), "kind": np.zeros(n, np.uint8),
+        "dhi": np.zeros(n, np.uint64), "dlo": np.zeros(n, np.uint64), "soff": np.full(n, -1, np.int64),
+        "slen": np.zeros(n, np.int64), "tok": np.full(n, -1, np.int64),
+    }  # fmt: skip
 
 
 def _spooled(spool: IO[bytes], offset: int, length: int) -> str:

@@ -8,6 +8,7 @@ from fsspec's usual places: per-call `storage_options`, or environment variables
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -48,7 +49,17 @@ def open_binary(url: str, storage_options: dict[str, Any] | None = None) -> Iter
     import fsspec
 
     with fsspec.open(url, "rb", compression=compression_of(url), **(storage_options or {})) as fh:
-        yield fh
+        # zstandard's stream reader has no readline: buffer it so line iteration works for every format
+        yield io.BufferedReader(fh, 1 << 20) if compression_of(url) == "zstd" else fh  # type: ignore[arg-type]
+
+
+def skip_forward(fh: IO[bytes], count: int) -> None:
+    """Advance a (possibly compressed, unseekable) stream by `count` bytes by reading them."""
+    while count > 0:
+        block = fh.read(min(count, 1 << 20))
+        if not block:
+            raise EOFError("shard ended before the indexed offset; the pool changed since it was indexed")
+        count -= len(block)
 
 
 @contextlib.contextmanager

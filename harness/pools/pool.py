@@ -20,7 +20,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.pools.ids import digest_to_u64, ids_to_u64, is_id, u64_to_id
 from harness.pools.index import NO_LABEL, MembershipIndex, ShardTask, build_index
-from harness.pools.io import download, open_binary, progress_bar
+from harness.pools.io import download, open_binary, progress_bar, skip_forward
 from harness.pools.spec import PoolSpec, get_pool_spec
 
 if TYPE_CHECKING:
@@ -71,8 +71,8 @@ class Pool:
         return next(self.read_rows(np.array([row])))[1]
 
     def read_rows(self, rows: np.ndarray) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(row, document) for each row, in shard-and-offset order: one forward pass over each shard touched."""
-        rows = np.asarray(rows, dtype=np.int64)
+        """(row, document) for each distinct row, in shard-and-offset order: one forward pass per shard touched."""
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
         order = np.lexsort((np.asarray(self.index.offset[rows]), np.asarray(self.index.shard[rows])))
         rows = rows[order]
         shards = np.asarray(self.index.shard[rows])
@@ -80,9 +80,13 @@ class Pool:
         for group in np.split(rows, bounds) if len(rows) else []:
             url = self.shards()[int(self.index.shard[group[0]])]
             with open_binary(url, self.spec.storage_options) as fh:
+                at = 0  # forward-only reads: compressed streams cannot seek cheaply, and rows come sorted
                 for row in group:
-                    fh.seek(int(self.index.offset[row]))
-                    yield int(row), self._document(fh.read(int(self.index.length[row])), int(row))
+                    offset, length = int(self.index.offset[row]), int(self.index.length[row])
+                    skip_forward(fh, offset - at)
+                    raw = fh.read(length)
+                    at = offset + length
+                    yield int(row), self._document(raw, int(row))
 
     def _document(self, raw: bytes, row: int) -> dict[str, Any]:
         doc = json.loads(raw)
