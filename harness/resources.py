@@ -9,7 +9,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def resource_dir(name: str) -> Path:
-    """A top-level data folder (`tracks`, `pools`, `evaluation`, `leaderboard`).
+    """A top-level data folder (`tracks`, `pools`, `evaluation`, `leaderboard`, `examples`).
 
     An installed wheel carries them as `harness/_data/<name>`; a source checkout has them beside the package.
     """
