@@ -1,0 +1,176 @@
+"""The lm-eval model over our Transformer and tokenizer (`lm_eval --model harness --model_args checkpoint=DIR`).
+
+Log-likelihoods are computed in length-sorted batches (long requests first, so the first batch shows the peak
+memory) and only at the continuation positions: the output matrix is applied to those rows alone, which is most
+of the work saved for large vocabularies. Rolling log-likelihood uses lm-eval's disjoint windows; generation is
+greedy. Works on CPU and GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lm_eval.api.model import TemplateLM
+from lm_eval.api.registry import register_model
+
+
+@register_model("harness")
+class HarnessLM(TemplateLM):
+    """lm-eval model. Command-line arguments: checkpoint, track, device, batch_size, max_length."""
+
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        track: str | None = None,
+        device: str | None = None,
+        batch_size: int | str = 16,
+        max_length: int | str | None = None,
+        **_: Any,  # lm-eval passes extra keys (e.g. max_batch_size) that do not apply here
+    ) -> None:
+        super().__init__()
+        self.progress: Callable[[int], None] | None = None  # called with the number of requests just finished
+        if checkpoint is None:
+            return  # built by `from_model`
+        from harness.evaluate.checkpoint import load_model, resolve_checkpoint
+        from harness.tokenizer import load_tokenizer
+        from harness.tracks import get_track
+
+        info = resolve_checkpoint(checkpoint, track=get_track(track) if track else None)
+        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._setup(load_model(info, dev), load_tokenizer(info.tokenizer), info.tokenizer.eot_id,
+                    info.tokenizer.pad_id, int(max_length or info.shape.context), dev, int(batch_size))  # fmt: skip
+        self.info = info
+
+    @classmethod
+    def from_model(
+        cls, model: torch.nn.Module, tokenizer: Any, *, eot_id: int, pad_id: int, max_length: int,
+        device: str = "cpu", batch_size: int = 16,
+    ) -> HarnessLM:  # fmt: skip
+        """An adapter over an already loaded model and `tokenizers.Tokenizer`."""
+        lm = cls()
+        lm._setup(model, tokenizer, eot_id, pad_id, max_length, device, batch_size)
+        return lm
+
+    def _setup(self, model, tokenizer, eot_id, pad_id, max_length, device, batch_size) -> None:  # noqa: ANN001
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self._eot_id, self._pad_id = eot_id, pad_id
+        self._max_length, self._device, self.batch_size = max_length, torch.device(device), batch_size
+
+    # --- tokenizer side -------------------------------------------------------------------------------------
+    @property
+    def eot_token_id(self) -> int:
+        return self._eot_id
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, **_: Any) -> list[int]:
+        return self.tokenizer.encode(string, add_special_tokens=False).ids
+
+    def tok_decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=False)
+
+    # --- scoring --------------------------------------------------------------------------------------------
+    def _logits_at(self, ids: torch.Tensor, rows: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Logits of sequence i at positions rows[i] only (the output projection skips every other position)."""
+        m = self.model
+        x = m.post_embed_norm(m.tok_embeddings(ids))
+        for layer in m.layers:
+            x = layer(x)
+        picked = torch.cat([x[i, r] for i, r in enumerate(rows)])
+        logits = m.output(m.norm(picked)).float()
+        return list(torch.split(logits, [len(r) for r in rows]))
+
+    @torch.inference_mode()
+    def _score(self, items: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        """(sum log p(continuation | context), continuation is greedy) per (context ids, continuation ids)."""
+        window = self.max_length + 1
+        prepared = []
+        for ctx, cont in items:
+            whole = (ctx + cont)[-window:]
+            n_cont = min(len(cont), len(whole) - 1)
+            prepared.append((whole[:-1], whole[-n_cont:], n_cont))
+        order = sorted(range(len(prepared)), key=lambda i: -len(prepared[i][0]))
+        out: list[tuple[float, bool]] = [(0.0, False)] * len(prepared)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            width = len(prepared[batch[0]][0])
+            ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
+            rows = []
+            for j, i in enumerate(batch):
+                inp, _, n_cont = prepared[i]
+                ids[j, : len(inp)] = torch.tensor(inp)
+                rows.append(torch.arange(len(inp) - n_cont, len(inp)))
+            logits = self._logits_at(ids.to(self.device), [r.to(self.device) for r in rows])
+            for j, i in enumerate(batch):
+                target = torch.tensor(prepared[i][1], device=self.device)
+                logp = F.log_softmax(logits[j], dim=-1)
+                ll = logp.gather(1, target[:, None]).sum().item()
+                out[i] = (ll, bool((logp.argmax(-1) == target).all()))
+            if self.progress:
+                self.progress(len(batch))
+        return out
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **_: Any) -> list[tuple[float, bool]]:  # noqa: ANN001
+        results = self._score([(ctx, cont) for _, ctx, cont in requests])
+        for (key, _, _), res in zip(requests, results, strict=True):
+            if key is not None:
+                self.cache_hook.add_partial("loglikelihood", key, res)
+        return results
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:  # noqa: ANN001
+        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+        windows, owner = [], []
+        for n, req in enumerate(requests):
+            (text,) = req.args
+            for pair in get_rolling_token_windows(self.tok_encode(text), self.eot_token_id, self.max_length, 1):
+                windows.append(make_disjoint_window(pair))
+                owner.append(n)
+        totals = [0.0] * len(requests)
+        for n, (ll, _) in zip(owner, self._score(windows), strict=True):
+            totals[n] += ll
+        for req, total in zip(requests, totals, strict=True):
+            self.cache_hook.add_partial("loglikelihood_rolling", (req.args[0],), total)
+        return totals
+
+    @torch.inference_mode()
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:  # noqa: ANN001
+        outputs = []
+        for req in requests:
+            context, kwargs = req.args
+            until = kwargs.get("until") or []
+            until = [until] if isinstance(until, str) else list(until)
+            max_new = int(kwargs.get("max_gen_toks", 256))
+            text = self._greedy(context, until, max_new)
+            outputs.append(text)
+            self.cache_hook.add_partial("generate_until", (context, kwargs), text)
+            if self.progress:
+                self.progress(1)
+        return outputs
+
+    def _greedy(self, context: str, until: list[str], max_new: int) -> str:
+        ids = self.tok_encode(context)[-max(1, self.max_length - max_new) :] or [self.eot_token_id]
+        new: list[int] = []
+        text = ""
+        for _ in range(max_new):
+            window = torch.tensor([(ids + new)[-self.max_length :]], device=self.device)
+            nxt = int(self._logits_at(window, [torch.tensor([window.shape[1] - 1], device=self.device)])[0].argmax())
+            if nxt == self.eot_token_id:
+                break
+            new.append(nxt)
+            text = self.tok_decode(new)
+            if any(stop in text for stop in until):
+                break
+        for stop in until:
+            text = text.split(stop)[0]
+        return text

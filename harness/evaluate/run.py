@@ -1,0 +1,271 @@
+"""`evaluate_checkpoint`: a checkpoint scored on a suite -> `EvalResult` (raw per-task metrics with stderr and
+data hashes, DCLM accuracies, versioned aggregates, versions and seeds), written as eval.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.evaluate.aggregate import Aggregate, compute_aggregates
+from harness.evaluate.suites import Suite, SuiteTask, get_suite
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from harness.tracks import Track
+
+#: lm-eval's default seeds (python random, numpy, torch, few-shot sampling), fixed so results reproduce.
+SEEDS = {"random": 0, "numpy": 1234, "torch": 1234, "fewshot": 1234}
+#: Bootstrap resamples for the stderr of perplexity-style metrics (means use the analytic stderr).
+BOOTSTRAP_ITERS = 100
+SCHEMA = "harness.eval/1"
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task's outcome. `accuracy` is the suite metric (bits per byte for perplexity tasks)."""
+
+    name: str
+    metric: str
+    accuracy: float | None
+    metrics: dict[str, float]
+    stderr: dict[str, float]
+    n_samples: int
+    shots: int
+    data: dict[str, Any]
+    chance: float | None = None  # mean 1/len(choices) seen in the data (multiple choice)
+    subtasks: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "name"}
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Everything `harness evaluate` reports; `to_json()` is the eval.json contents."""
+
+    suite: str
+    suite_version: int
+    primary: str
+    checkpoint: str
+    track: str | None
+    tasks: dict[str, TaskResult]
+    missing: dict[str, str]
+    aggregates: dict[str, Aggregate]
+    lm_eval_version: str
+    harness_version: str
+    seeds: dict[str, int]
+    limit: int | None
+    device: str
+    seconds: float
+
+    @property
+    def primary_value(self) -> float | None:
+        agg = self.aggregates.get(self.primary)
+        return agg.value if agg else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "suite": self.suite,
+            "suite_version": self.suite_version,
+            "primary": self.primary,
+            "primary_value": self.primary_value,
+            "checkpoint": self.checkpoint,
+            "track": self.track,
+            "limit": self.limit,
+            "tasks": {n: t.to_dict() for n, t in self.tasks.items()},
+            "missing": self.missing,
+            "aggregates": {n: a.to_dict() for n, a in self.aggregates.items()},
+            "versions": {"lm_eval": self.lm_eval_version, "harness": self.harness_version},
+            "seeds": self.seeds,
+            "device": self.device,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write eval.json atomically (a reader never sees half a file)."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        tmp.replace(out)
+        return out
+
+
+def _data_root(suite: Suite, track: Track | None, mirror: str | None) -> Path | None:
+    from harness.evaluate.data import default_mirror
+
+    if suite.data == "pool":
+        if mirror:  # a folder with the pool's eval files (tests, or a pool generated elsewhere)
+            return Path(mirror).expanduser()
+        from harness.pools import ensure_pool
+
+        return ensure_pool(track.pool if track else "sandbox").eval_dir
+    return default_mirror(mirror)
+
+
+def _seed_everything() -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(SEEDS["random"])
+    np.random.seed(SEEDS["numpy"])
+    torch.manual_seed(SEEDS["torch"])
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    *,
+    suite: str,
+    track: Track | None = None,
+    limit: int | None = None,
+    mirror: str | None = None,
+    device: str | None = None,
+    batch_size: int = 32,
+    tokenizer_file: str | None = None,
+    progress: Progress | None = None,
+) -> EvalResult:
+    """Score `checkpoint` on `suite`. Tasks whose data is missing are listed in `missing` (with the reason) and
+    make every aggregate that needs them absent; nothing is silently skipped.
+
+    `mirror`: a local mirror of the hub datasets (default $HARNESS_EVAL_MIRROR), or for pool suites a folder with
+    the pool's eval files. `tokenizer_file`: a tokenizer.json to use instead of the spec's (offline machines)."""
+    import lm_eval
+    import torch
+
+    from harness import __version__
+    from harness.evaluate.checkpoint import load_model, resolve_checkpoint
+    from harness.evaluate.lm import HarnessLM
+    from harness.tokenizer import load_tokenizer
+    from harness.tracks import get_track
+
+    started = time.perf_counter()
+    spec = get_suite(suite)
+    info = resolve_checkpoint(checkpoint, track=track)
+    track = track or (get_track(info.track) if info.track else None)
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    lm = HarnessLM.from_model(
+        load_model(info, dev), load_tokenizer(info.tokenizer, path=tokenizer_file), eot_id=info.tokenizer.eot_id,
+        pad_id=info.tokenizer.pad_id, max_length=info.shape.context, device=dev, batch_size=batch_size,
+    )  # fmt: skip
+    tasks, missing = _run_tasks(lm, spec, _data_root(spec, track, mirror), limit, progress)
+    accuracies = {name: t.accuracy for name, t in tasks.items()}
+    return EvalResult(
+        suite=spec.name, suite_version=spec.version, primary=spec.primary, checkpoint=str(info.weights),
+        track=track.name if track else None, tasks=tasks, missing=missing,
+        aggregates=compute_aggregates(spec, accuracies), lm_eval_version=lm_eval.__version__,
+        harness_version=__version__, seeds=dict(SEEDS), limit=limit, device=dev,
+        seconds=time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def _run_tasks(
+    lm: Any, suite: Suite, data_root: Path | None, limit: int | None, progress: Progress | None
+) -> tuple[dict[str, TaskResult], dict[str, str]]:
+    from harness.evaluate.data import MissingData
+    from harness.evaluate.tasks import build_tasks
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # lm-eval logs every task's config choices
+    bar = progress.add_task(f"evaluate {suite.name}", total=len(suite.tasks)) if progress else None
+    done_requests = 0
+
+    def tick(n: int) -> None:
+        nonlocal done_requests
+        done_requests += n
+        if progress and bar is not None:
+            progress.update(bar, description=f"evaluate {suite.name}: {current} ({done_requests} requests)")
+
+    lm.progress = tick
+    results, missing = {}, {}
+    for task in suite.tasks:
+        current = task.name
+        tick(0)
+        try:
+            built = build_tasks(task, data_root=data_root, fewshot_seed=SEEDS["fewshot"])
+        except MissingData as exc:
+            missing[task.name] = str(exc)
+        else:
+            results[task.name] = _evaluate_task(lm, task, built, limit)
+        if progress and bar is not None:
+            progress.advance(bar)
+    return results, missing
+
+
+def _evaluate_task(lm: Any, task: SuiteTask, built: list[Any], limit: int | None) -> TaskResult:
+    from lm_eval.evaluator import evaluate
+
+    _seed_everything()
+    per_sub: dict[str, float] = {}
+    metrics: dict[str, float] = {}
+    stderr: dict[str, float] = {}
+    chances: list[float] = []
+    n_samples = 0
+    for b in built:
+        out = evaluate(lm, {b.name: b.task}, limit=limit, bootstrap_iters=BOOTSTRAP_ITERS, log_samples=True,
+                       verbosity="ERROR")  # fmt: skip
+        raw = out["results"][b.name]
+        samples = out["samples"][b.name]
+        sub_metrics, sub_stderr = _split_metrics(raw)
+        if task.metric == "acc_per_token":
+            sub_metrics["acc_per_token"], sub_stderr["acc_per_token"] = _per_token_accuracy(lm, samples)
+            chances += [1.0 / len(s["arguments"]) for s in samples]
+        n_samples += len(samples)
+        prefix = f"{b.subtask}/" if b.subtask else ""
+        metrics.update({prefix + k: v for k, v in sub_metrics.items()})
+        stderr.update({prefix + k: v for k, v in sub_stderr.items()})
+        per_sub[b.subtask or task.name] = sub_metrics[task.metric]
+    accuracy = sum(per_sub.values()) / len(per_sub)  # macro average over subtasks (MMLU subjects)
+    return TaskResult(
+        name=task.name, metric=task.metric, accuracy=accuracy, metrics=metrics, stderr=stderr,
+        n_samples=n_samples, shots=task.shots,
+        data={(b.subtask or task.name): b.data.to_dict() for b in built},
+        chance=sum(chances) / len(chances) if chances else None,
+        subtasks=per_sub if task.subtasks else {},
+    )  # fmt: skip
+
+
+def _split_metrics(raw: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """lm-eval's "acc,none" / "acc_stderr,none" keys -> {acc: ...}, {acc: ...} (absent stderr left out)."""
+    metrics, stderr = {}, {}
+    for key, value in raw.items():
+        if "," not in key or not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        name = key.split(",")[0]
+        if math.isnan(value) or math.isinf(value):
+            continue
+        if name.endswith("_stderr"):
+            stderr[name[: -len("_stderr")]] = float(value)
+        else:
+            metrics[name] = float(value)
+    return metrics, stderr
+
+
+def continuation_tokens(lm: Any, context: str, continuation: str) -> int:
+    """How many tokens the model scores for `continuation` (TemplateLM's own encoding of the pair)."""
+    if context == "":
+        return max(1, len(lm.tok_encode(continuation)))
+    return max(1, len(lm._encode_pair(context, continuation)[1]))
+
+
+def _per_token_accuracy(lm: Any, samples: list[dict[str, Any]]) -> tuple[float, float]:
+    """DCLM's multiple-choice accuracy: the choice with the highest log-likelihood per continuation token."""
+    hits = []
+    for s in samples:
+        lls = [resp[0][0] for resp in s["resps"]]
+        lengths = [continuation_tokens(lm, *args) for args in s["arguments"]]
+        scores = [ll / n for ll, n in zip(lls, lengths, strict=True)]
+        gold = s["target"]
+        gold = gold[0] if isinstance(gold, list) else gold
+        hits.append(float(max(range(len(scores)), key=scores.__getitem__) == int(gold)))
+    n = len(hits)
+    acc = sum(hits) / n
+    return acc, math.sqrt(acc * (1 - acc) / (n - 1)) if n > 1 else 0.0
