@@ -24,9 +24,10 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import __version__
 from harness.errors import HarnessError, UsageError
@@ -35,6 +36,9 @@ from harness.leaderboard.columns import Column, TrackTable, build_table, format_
 from harness.leaderboard.downloads import write_downloads
 from harness.records import Record, ResultsStore, StoreProblem
 from harness.resources import resource_dir
+
+if TYPE_CHECKING:
+    from harness.tracks import Track
 
 #: Rows per page of a track's table (the index renders the first page; the script pages through the rest).
 PAGE_SIZE = 100
@@ -225,7 +229,7 @@ def _write_entry(record: Record, root: Path, title: str) -> None:
     track = record.track.name
     rec_dir = root / "records" / track
     rec_dir.mkdir(parents=True, exist_ok=True)
-    (rec_dir / f"{record.entry_id}.json").write_text(record.to_json(), encoding="utf-8")
+    (rec_dir / f"{record.entry_id}.json").write_text(record.to_json(compact=True), encoding="utf-8")
     sub = record.submission
     link = f'<a href="{e(sub.link)}" rel="nofollow noopener">{e(sub.link)}</a>' if sub.link else ""
     page = _template("entry.html").substitute(
@@ -273,19 +277,29 @@ def _training_html(record: Record) -> str:
     ])  # fmt: skip
 
 
-def _track_html(record: Record) -> str:
+@cache
+def _shipped_track(name: str) -> tuple[Track, str] | None:
+    """The shipped track and its hash (hashing it per entry page would cost a second per 1,000 entries)."""
     from harness.tracks import get_track
 
+    try:
+        track = get_track(name)
+    except HarnessError:
+        return None
+    return track, track.sha256
+
+
+def _track_html(record: Record) -> str:
     ref = record.track
     rows: list[tuple[str, Any]] = [("track", ref.name), ("version", ref.version), ("track sha256", ref.sha256)]
-    try:
-        track = get_track(ref.name)
-    except HarnessError:
+    shipped = _shipped_track(ref.name)
+    if shipped is None:
         return _pairs(rows) + '<p class="muted">This track is not shipped with this harness; recipe unknown.</p>'
+    track, sha256 = shipped
     note = ""
-    if track.sha256 != ref.sha256:
+    if sha256 != ref.sha256:
         note = (
-            f'<p class="warn">The shipped track (version {e(track.version)}, sha256 {e(track.sha256[:12])}…) '
+            f'<p class="warn">The shipped track (version {e(track.version)}, sha256 {e(sha256[:12])}…) '
             "differs from the one this entry ran on; the recipe below is the shipped one.</p>"
         )
     shape = track.model
