@@ -540,21 +540,24 @@ def tokenize_shuffle(
     (work / "done").mkdir(exist_ok=True)
     _make_dir(out_dir)
 
-    bars = _Bars(progress)
+    from harness.pools.io import progress_bar
+
     pool = _Pool(workers, resolve_tokenizer_file(tokenizer_spec, path=tokenizer_path).read_text(encoding="utf-8"))
-    try:
-        scatter = _Scatter(work, seqlen, seed, n_buckets, tokenizer_spec.pad_id)
-        if not scatter.state["done"]:
-            _scatter(files, scatter, pool, tokenizer_spec.eot_id, bars)
-        buckets = _sort_buckets(scatter, work, pool, bars)
-        total = scatter.state["next_index"]
-        jobs = _shard_jobs(buckets, total, shard_sequences, out_dir, work, seqlen)
-        todo = [job for job in jobs if not Path(job[-1]).exists()]
-        task = bars.add("tokenize: write shards", total=len(jobs), completed=len(jobs) - len(todo))
-        for _ in pool.map(_shard_job, todo):
-            bars.update(task, advance=1)
-    finally:
-        pool.close()
+    with progress_bar(progress) as bar:
+        bars = _Bars(bar)
+        try:
+            scatter = _Scatter(work, seqlen, seed, n_buckets, tokenizer_spec.pad_id)
+            if not scatter.state["done"]:
+                _scatter(files, scatter, pool, tokenizer_spec.eot_id, bars)
+            buckets = _sort_buckets(scatter, work, pool, bars)
+            total = scatter.state["next_index"]
+            jobs = _shard_jobs(buckets, total, shard_sequences, out_dir, work, seqlen)
+            todo = [job for job in jobs if not Path(job[-1]).exists()]
+            task = bars.add("tokenize: write shards", total=len(jobs), completed=len(jobs) - len(todo))
+            for _ in pool.map(_shard_job, todo):
+                bars.update(task, advance=1)
+        finally:
+            pool.close()
 
     manifest = "".join(
         json.dumps({"shard": shard_name(k), "num_sequences": len(range(k * shard_sequences, total)[:shard_sequences])})
@@ -579,10 +582,15 @@ def tokenize_shuffle(
 
 
 def _make_dir(url: str) -> None:
+    """Create the output folder; locally, drop partial files a killed run left (they have no final name)."""
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url)
     fs.makedirs(path, exist_ok=True)
+    if _is_local(url):
+        for name in ("shard_*.tar", MANIFEST_NAME, STATS_NAME):
+            for stale in _local_path(url).glob(f"{name}.tmp-*"):
+                stale.unlink()
 
 
 def tokenize_for_track(
