@@ -113,9 +113,11 @@ def map_output(track: Track, data_dir: str, out_dir: Path, *, wall_time_s: float
     """Bring open_lm's checkpoints and params.txt into the run folder and write the completion marker."""
     import torch
 
+    from harness.model import open_lm_model_config
     from harness.train import TrainResult, native_params
 
     src = out_dir / OPEN_LM_SUBDIR / RUN_NAME
+    ck.atomic_write_json(out_dir / "model.json", open_lm_model_config(track.model))
     ckpts = sorted((src / "checkpoints").glob("epoch_*.pt"), key=lambda p: int(re.findall(r"\d+", p.stem)[0]))
     if not ckpts:
         raise HarnessError(f"open_lm wrote no checkpoint under {src / 'checkpoints'}")
