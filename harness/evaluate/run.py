@@ -139,6 +139,7 @@ def evaluate_checkpoint(
 
     `mirror`: a local mirror of the hub datasets (default $HARNESS_EVAL_MIRROR), or for pool suites a folder with
     the pool's eval files. `tokenizer_file`: a tokenizer.json to use instead of the spec's (offline machines)."""
+    os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's tqdm bars would fight the rich progress display
     import lm_eval
     import torch
 
@@ -216,7 +217,7 @@ def _evaluate_task(lm: Any, task: SuiteTask, built: list[Any], limit: int | None
         samples = out["samples"][b.name]
         sub_metrics, sub_stderr = _split_metrics(raw)
         if task.metric == "acc_per_token":
-            sub_metrics["acc_per_token"], sub_stderr["acc_per_token"] = _per_token_accuracy(lm, samples)
+            sub_metrics["acc_per_token"], sub_stderr["acc_per_token"] = _per_token_accuracy(lm, b.task, samples)
             chances += [1.0 / len(s["arguments"]) for s in samples]
         n_samples += len(samples)
         prefix = f"{b.subtask}/" if b.subtask else ""
@@ -256,16 +257,22 @@ def continuation_tokens(lm: Any, context: str, continuation: str) -> int:
     return max(1, len(lm._encode_pair(context, continuation)[1]))
 
 
-def _per_token_accuracy(lm: Any, samples: list[dict[str, Any]]) -> tuple[float, float]:
+def _gold_index(task: Any, doc: dict[str, Any]) -> int:
+    """The correct choice's index, as lm-eval resolves it (a target may be the choice's text)."""
+    gold = task.doc_to_target(doc)
+    gold = gold[0] if isinstance(gold, list) else gold
+    return task.doc_to_choice(doc).index(gold) if isinstance(gold, str) else int(gold)
+
+
+def _per_token_accuracy(lm: Any, task: Any, samples: list[dict[str, Any]]) -> tuple[float, float]:
     """DCLM's multiple-choice accuracy: the choice with the highest log-likelihood per continuation token."""
     hits = []
     for s in samples:
         lls = [resp[0][0] for resp in s["resps"]]
         lengths = [continuation_tokens(lm, *args) for args in s["arguments"]]
         scores = [ll / n for ll, n in zip(lls, lengths, strict=True)]
-        gold = s["target"]
-        gold = gold[0] if isinstance(gold, list) else gold
-        hits.append(float(max(range(len(scores)), key=scores.__getitem__) == int(gold)))
+        best = max(range(len(scores)), key=scores.__getitem__)
+        hits.append(float(best == _gold_index(task, s["doc"])))
     n = len(hits)
     acc = sum(hits) / n
     return acc, math.sqrt(acc * (1 - acc) / (n - 1)) if n > 1 else 0.0
