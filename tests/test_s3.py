@@ -36,12 +36,16 @@ def s3(monkeypatch):
                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     import boto3
+    import fsspec.config
+    import s3fs
+
+    # fsspec reads FSSPEC_S3_* only when it is first imported: set its live configuration as well
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
+    s3fs.S3FileSystem.clear_instance_cache()
 
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     client.create_bucket(Bucket="pool")
     yield client
-    import s3fs
-
     s3fs.S3FileSystem.clear_instance_cache()
     server.stop()
 
