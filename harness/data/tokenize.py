@@ -163,7 +163,8 @@ def _encode(batch: _Batch, eot: int) -> _Encoded:
         one.append(eot)
         ids.extend(one * repeat if repeat > 1 else one)
     text_bytes = sum(len(t.encode("utf-8")) for t in texts)
-    return _Encoded(batch, np.array(ids, dtype=np.uint32), len(texts), sum(repeats), text_bytes)
+    meta = _Batch(batch.file, batch.first_line, batch.last_line, batch.position, [])  # lines need not travel back
+    return _Encoded(meta, np.array(ids, dtype=np.uint32), len(texts), sum(repeats), text_bytes)
 
 
 def _sort_job(args: tuple[str, str, str, int, int]) -> int:
