@@ -7,7 +7,7 @@ import json
 import random
 from pathlib import Path
 
-WORDS = "the a river stone city king queen north south gold silver bread ship horse cat dog sings runs sleeps".split()
+WORDS = ["the", "a", "river", "stone", "city", "king", "queen", "north", "south", "gold", "silver", "bread", "ship", "horse", "cat", "dog", "sings", "runs", "sleeps"]
 
 
 def write_eval_folder(folder: Path, n: int = 12, seed: int = 0) -> Path:
@@ -28,7 +28,9 @@ def write_eval_folder(folder: Path, n: int = 12, seed: int = 0) -> Path:
     files = {
         "fact_cloze.jsonl": choice_rows("fact"),
         "next_sentence.jsonl": choice_rows("next"),
-        "last_word.jsonl": [{"id": f"lw-{i}", "context": sentence(10), "target": " " + rng.choice(WORDS)} for i in range(n)],
+        "last_word.jsonl": [
+            {"id": f"lw-{i}", "context": sentence(10), "target": " " + rng.choice(WORDS)} for i in range(n)
+        ],
         "heldout.jsonl": [{"id": f"h-{i}", "text": sentence(rng.randint(20, 300))} for i in range(n // 2)],
     }
     for name, rows in files.items():

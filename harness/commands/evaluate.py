@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_table(result) -> object:  # noqa: ANN001 - EvalResult, imported lazily
+def render_table(result) -> object:
     from rich.table import Table
 
     table = Table(title=f"{result.suite} (version {result.suite_version}) - {result.checkpoint}")

@@ -54,7 +54,7 @@ class HarnessLM(TemplateLM):
         lm._setup(model, tokenizer, eot_id, pad_id, max_length, device, batch_size)
         return lm
 
-    def _setup(self, model, tokenizer, eot_id, pad_id, max_length, device, batch_size) -> None:  # noqa: ANN001
+    def _setup(self, model, tokenizer, eot_id, pad_id, max_length, device, batch_size) -> None:
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self._eot_id, self._pad_id = eot_id, pad_id
@@ -120,14 +120,14 @@ class HarnessLM(TemplateLM):
                 self.progress(len(batch))
         return out
 
-    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **_: Any) -> list[tuple[float, bool]]:  # noqa: ANN001
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **_: Any) -> list[tuple[float, bool]]:
         results = self._score([(ctx, cont) for _, ctx, cont in requests])
         for (key, _, _), res in zip(requests, results, strict=True):
             if key is not None:
                 self.cache_hook.add_partial("loglikelihood", key, res)
         return results
 
-    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:  # noqa: ANN001
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
         windows, owner = [], []
@@ -144,7 +144,7 @@ class HarnessLM(TemplateLM):
         return totals
 
     @torch.inference_mode()
-    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:  # noqa: ANN001
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         outputs = []
         for req in requests:
             context, kwargs = req.args

