@@ -678,7 +678,7 @@ def render_report(report: ValidationReport, console: Console) -> None:
     console.print(f"{verdict}  subset {escape(report.subset)} on track [bold]{report.track}[/] (pool {report.pool})")
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
-    table.add_column(justify="right")
+    table.add_column(justify="right", overflow="fold")
     fmt = lambda v: "unknown" if v is None else f"{v:,}"  # noqa: E731
     rows = [
         ("lines read", fmt(s.lines)),

@@ -214,7 +214,8 @@ def index_pool(
         )
         for i, url in enumerate(urls)
     ]  # fmt: skip
-    labels = (lambda idx: _sandbox_labels(spec, idx)) if spec.source == "sandbox" else None
+    has_labels = spec.source == "sandbox" and (spec.home / "labels.jsonl.gz").is_file()
+    labels = (lambda idx: _sandbox_labels(spec, idx)) if has_labels else None
     extra = {"pool": spec.id, "version": spec.version}
     index = build_index(
         index_dir(spec), tasks, tokenizer=tok_meta, labels=labels, extra_meta=extra, workers=workers, progress=progress
