@@ -219,7 +219,7 @@ def test_bad_input_lines_name_file_and_line(tmp_path) -> None:
     bad.write_text("{not json\n")
     with pytest.raises(HarnessError, match=r"bad\.jsonl, line 1: "):
         _run([str(bad)], tmp_path / "o3")
-    with pytest.raises(HarnessError, match="does not exist"):
+    with pytest.raises(HarnessError, match="missing.jsonl: no such file"):
         _run([str(tmp_path / "missing.jsonl")], tmp_path / "o4")
 
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 from harness.errors import HarnessError
 
-#: Suffixes of the files a folder given as input contributes.
-SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".jsonl.zstd")
 _BLOCK = 4 << 20
 
 
@@ -26,24 +24,16 @@ class InputFile:
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[InputFile]:
-    """The input files in the given order; a folder contributes its `*.jsonl[.gz|.zst]` files in name order."""
+    """The input files in the given order; a folder or glob contributes its JSONL files in name order."""
     import fsspec
+
+    from harness.pools.io import expand_inputs as expand_one
 
     files: list[InputFile] = []
     for item in inputs:
-        fs, path = fsspec.core.url_to_fs(str(item))
-        protocol = item.split("://", 1)[0] + "://" if "://" in str(item) else ""
-        if fs.isdir(path):
-            found = sorted(p for p in fs.find(path) if p.endswith(SUFFIXES))
-            if not found:
-                raise HarnessError(f"input folder {item} holds no {', '.join(SUFFIXES)} files")
-            files.extend(InputFile(protocol + p if protocol else p, int(fs.size(p))) for p in found)
-        elif fs.isfile(path):
-            if not str(item).endswith(SUFFIXES):
-                raise HarnessError(f"input {item}: expected a file ending in {', '.join(SUFFIXES)}")
-            files.append(InputFile(str(item), int(fs.size(path))))
-        else:
-            raise HarnessError(f"input {item} does not exist")
+        for url in expand_one(item):
+            fs, path = fsspec.core.url_to_fs(url)
+            files.append(InputFile(url, int(fs.size(path))))
     return files
 
 
