@@ -10,6 +10,7 @@ local results store first (not timed). Target: build under 10 s, index responsiv
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -84,6 +85,7 @@ def main() -> None:
         t0 = time.perf_counter()
         summary = build_site(records, out)
         t_build = time.perf_counter() - t0
+        print(f"machine:              {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (timings are wall)")
         print(f"records:              {len(records)} ({summary.entries})")
         print(f"load + validate:      {t_load:.2f} s")
         print(f"build site:           {t_build:.2f} s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import urllib.request
 from pathlib import Path
@@ -121,6 +122,22 @@ def test_rebuild_replaces_a_site_but_never_a_foreign_folder(tmp_path: Path) -> N
     (foreign / "thesis.tex").write_text("keep me")
     assert main(["leaderboard", "build", "--results", str(FIXTURES), "--out", str(foreign)]) == 2
     assert (foreign / "thesis.tex").read_text() == "keep me"
+
+
+def test_parallel_build_writes_the_same_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.leaderboard.build as build
+
+    records = fixture_records()
+    build_site(records, tmp_path / "serial")
+    monkeypatch.setattr(build, "PARALLEL_ABOVE", 2)
+    assert build._workers(len(records)) > 1 or (os.cpu_count() or 1) == 1
+    build_site(records, tmp_path / "parallel")
+    for sub in ("entries", "records"):
+        serial = sorted((tmp_path / "serial" / sub).rglob("*.*"))
+        assert len(serial) == len(records)
+        for path in serial:
+            twin = tmp_path / "parallel" / path.relative_to(tmp_path / "serial")
+            assert twin.read_bytes() == path.read_bytes()
 
 
 def test_build_skips_corrupt_records_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

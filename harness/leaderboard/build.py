@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import shutil
+import sys
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -42,6 +45,10 @@ if TYPE_CHECKING:
 
 #: Rows per page of a track's table (the index renders the first page; the script pages through the rest).
 PAGE_SIZE = 100
+#: Builds with at least this many entries write their pages in parallel processes (fork) ...
+PARALLEL_ABOVE = 1000
+#: ... using at most this many.
+MAX_WORKERS = 8
 #: Written into every site so a later build knows it may replace the folder.
 MARKER = ".harness-site"
 
@@ -61,6 +68,7 @@ def e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+@cache
 def _template(name: str) -> Template:
     return Template((resource_dir("leaderboard") / "templates" / name).read_text(encoding="utf-8"))
 
@@ -119,12 +127,12 @@ def _write_site(tables: list[TrackTable], root: Path, title: str, progress: bool
     shutil.copytree(resource_dir("leaderboard") / "static", root / "assets", dirs_exist_ok=True)
     (root / MARKER).write_text(f"built by harness {__version__} at {generated}\n")
     total = sum(len(t.rows) for t in tables)
+    for table in tables:
+        (root / "records" / table.track).mkdir(parents=True)
+    records = [r for t in tables for r in t.records.values()]
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("entry pages", total=total)
-        for table in tables:
-            for record in table.records.values():
-                _write_entry(record, root, title)
-                bar.advance(task)
+        _write_entries(records, root, title, lambda n: bar.advance(task, n))
         chart_task = bar.add_task("charts and downloads", total=len(tables))
         charts = {}
         for table in tables:
@@ -225,11 +233,51 @@ def _num(v: float | None, fmt: str = ".4f") -> str:
     return "–" if v is None else format(v, fmt)
 
 
+#: What forked workers read (inherited copy-on-write, so records are never pickled): records, root, title.
+_FORK_STATE: tuple[list[Record], Path, str] | None = None
+
+
+def _workers(n: int) -> int:
+    """Processes for writing entry pages: one per CPU for large builds where fork is available, else one."""
+    if n < PARALLEL_ABOVE or sys.platform != "linux":
+        return 1
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1, n // (PARALLEL_ABOVE // 2)))
+
+
+def _write_chunk(span: tuple[int, int]) -> int:
+    records, root, title = _FORK_STATE  # type: ignore[misc]
+    for record in records[span[0] : span[1]]:
+        _write_entry(record, root, title)
+    return span[1] - span[0]
+
+
+def _write_entries(records: list[Record], root: Path, title: str, advance: Callable[[int], None]) -> None:
+    """Every entry page and record copy; in forked worker processes for large builds (it is most of the work)."""
+    global _FORK_STATE
+    workers = _workers(len(records))
+    if workers == 1:
+        for record in records:
+            _write_entry(record, root, title)
+            advance(1)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunk = max(50, len(records) // (workers * 8))
+    spans = [(i, min(i + chunk, len(records))) for i in range(0, len(records), chunk)]
+    _FORK_STATE = (records, root, title)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for done in pool.map(_write_chunk, spans):
+                advance(done)
+    finally:
+        _FORK_STATE = None
+
+
 def _write_entry(record: Record, root: Path, title: str) -> None:
     track = record.track.name
-    rec_dir = root / "records" / track
-    rec_dir.mkdir(parents=True, exist_ok=True)
-    (rec_dir / f"{record.entry_id}.json").write_text(record.to_json(compact=True), encoding="utf-8")
+    rec_path = root / "records" / track / f"{record.entry_id}.json"
+    rec_path.write_text(record.to_json(compact=True), encoding="utf-8")
     sub = record.submission
     link = f'<a href="{e(sub.link)}" rel="nofollow noopener">{e(sub.link)}</a>' if sub.link else ""
     page = _template("entry.html").substitute(

@@ -67,7 +67,10 @@ def write_downloads(table: TrackTable, out_dir: Path, generated_at: str) -> None
     ]
     doc = {"track": table.track, "generated_at": generated_at, "ranked_by": table.primary_name,
            "columns": columns, "entries": entries}  # fmt: skip
-    (out_dir / "leaderboard.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    # Compact: the C encoder writes 10,000 entries several times faster than an indented dump.
+    (out_dir / "leaderboard.json").write_text(
+        json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8"
+    )
     aggs = table.aggregate_columns
     header = ["rank", "entry_id", "name", "authors"]
     header += [f"{c.label} ({version_label(c.version)})" for c in aggs]
