@@ -9,6 +9,7 @@ makes a near-duplicate by small edits.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 import string
 from dataclasses import dataclass
@@ -75,14 +76,18 @@ def page(facts: Facts, rng: random.Random) -> str:
     return title + "\n\n" + " ".join(body).replace(" \n\n", "\n\n")
 
 
+HEADS = ("Facts about {e}", "{e} at a glance", "Quick facts: {e}", "{e}", "About {e}", "Key facts on {e}")
+
+
 def fact_list(facts: Facts, rng: random.Random) -> str:
     """A key-value list about one entity, or a table of one attribute over several entities."""
     world = facts.world
     kind = _kind(rng)
     if rng.random() < 0.5:
         ent = world.pick(rng, kind)
-        head = rng.choice(("Facts about {e}", "{e} at a glance", "Quick facts: {e}")).format(e=ent.name)
-        lines = [f"{LABELS[(kind, a)]}: {facts.value(ent, a)}" for a in ent.attrs]
+        head = rng.choice(HEADS).format(e=ent.name)
+        attrs = rng.sample(list(ent.attrs), rng.randint(2, len(ent.attrs)))
+        lines = [f"{LABELS[(kind, a)]}: {facts.value(ent, a)}" for a in attrs]
         return head + "\n" + "\n".join(rng.choice(("- ", "* ", "")) + line for line in lines)
     attr = rng.choice(list(ATTRIBUTES[kind]))
     ents = rng.sample(world.entities[kind], rng.randint(4, 10))
@@ -112,6 +117,14 @@ def held_out_pair(person: Entity, city: Entity) -> bool:
     return hashlib.sha256(f"{person.name}->{city.name}".encode()).digest()[0] % 8 == 0
 
 
+@cache
+def _destinations(world: World, person: str, home: str, held_out: bool) -> tuple[list[Entity], list[float]]:
+    """Cities a story may send `person` to (not home; held-out pairs only or never), with cumulative weights."""
+    p = world.by_name(person)
+    dests = [c for c in world.entities["city"] if c.name != home and held_out_pair(p, c) == held_out]
+    return dests, list(itertools.accumulate(c.weight for c in dests))
+
+
 def story_sentences(facts: Facts, rng: random.Random, held_out: bool = False) -> tuple[str, list[str]]:
     """(protagonist, sentences) of a short story with a fixed skeleton (who, where from, tool, journey, creature, arrival, return home).
 
@@ -122,10 +135,10 @@ def story_sentences(facts: Facts, rng: random.Random, held_out: bool = False) ->
     while True:
         p = world.pick(rng, "person")
         home = world.by_name(facts.value(p, "birthplace"))
-        dests = [c for c in world.entities["city"] if c.name != home.name and held_out_pair(p, c) == held_out]
+        dests, cum = _destinations(world, p.name, home.name, held_out)
         if dests:
             break
-    dest = rng.choices(dests, weights=[c.weight for c in dests])[0]
+    dest = rng.choices(dests, cum_weights=cum)[0]
     prof, tool = facts.value(p, "profession"), world.by_name(facts.value(p, "tool"))
     s = [
         rng.choice(
@@ -330,14 +343,15 @@ def gibberish(world: World, rng: random.Random) -> str:
     mode = rng.randrange(4)
     n = rng.randint(60, 260)
     if mode == 0:
-        alphabet = string.ascii_letters + string.digits + string.punctuation
-        return " ".join("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(n))
+        chars = rng.choices(string.ascii_letters + string.digits + string.punctuation, k=7 * n)
+        cuts = sorted(rng.sample(range(1, len(chars)), n - 1))
+        return " ".join("".join(chars[a:b]) for a, b in itertools.pairwise([0, *cuts, len(chars)]))
     if mode == 1:
         sylls = [rng.choice("bcdfghjklmnpqrstvwxz") + rng.choice("aeiouy") for _ in range(40)]
-        return " ".join("".join(rng.choices(sylls, k=rng.randint(1, 4))) for _ in range(n))
+        return " ".join("".join(rng.choices(sylls, k=k)) for k in rng.choices((1, 2, 3, 4), k=n))
     if mode == 2:
-        alphabet = string.ascii_letters + string.digits + "+/"
-        return "\n".join("".join(rng.choice(alphabet) for _ in range(76)) for _ in range(n // 12 + 1))
+        chars = "".join(rng.choices(string.ascii_letters + string.digits + "+/", k=76 * (n // 12 + 1)))
+        return "\n".join(chars[i : i + 76] for i in range(0, len(chars), 76))
     words = list(_SALAD) + [e.name for k in ("country", "city", "person") for e in world.entities[k]]
     words += list(ATTRIBUTES["city"]["known_for"]) + list(ATTRIBUTES["creature"]["diet"])
     return " ".join(rng.choice(words) for _ in range(n)).capitalize() + "."
@@ -345,6 +359,7 @@ def gibberish(world: World, rng: random.Random) -> str:
 
 def near_copy(text: str, rng: random.Random) -> str:
     """A near-duplicate: one to three small edits (word swap or deletion, a changed line, an added banner)."""
+    original = text
     for _ in range(rng.randint(1, 3)):
         words = text.split(" ")
         op = rng.randrange(5)
@@ -361,4 +376,5 @@ def near_copy(text: str, rng: random.Random) -> str:
             text = text + "\n" + rng.choice(_BLOCKS)
         else:
             text = text.replace(".", "!", 1) if rng.random() < 0.5 else text.rstrip(".!") + "..."
-    return text
+    # A word swapped with an equal word changes nothing; a near-duplicate must differ from its source.
+    return text if text != original else "Updated\n" + text
