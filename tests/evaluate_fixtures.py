@@ -7,7 +7,27 @@ import json
 import random
 from pathlib import Path
 
-WORDS = ["the", "a", "river", "stone", "city", "king", "queen", "north", "south", "gold", "silver", "bread", "ship", "horse", "cat", "dog", "sings", "runs", "sleeps"]
+WORDS = [
+    "the",
+    "a",
+    "river",
+    "stone",
+    "city",
+    "king",
+    "queen",
+    "north",
+    "south",
+    "gold",
+    "silver",
+    "bread",
+    "ship",
+    "horse",
+    "cat",
+    "dog",
+    "sings",
+    "runs",
+    "sleeps",
+]
 
 
 def write_eval_folder(folder: Path, n: int = 12, seed: int = 0) -> Path:

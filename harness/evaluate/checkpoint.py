@@ -28,7 +28,7 @@ class CheckpointInfo:
     shape: ModelShape
     tokenizer: TokenizerSpec
     track: str | None
-    step: int | None
+    epoch: int | None  # N of epoch_N.pt (open_lm's checkpoint number), None for other files
     params: dict[str, str]
 
 
@@ -87,8 +87,8 @@ def resolve_checkpoint(
     else:
         shape = _shape_from_params(params, params_file, weights)
         spec = tokenizer or TokenizerSpec(name=params.get("tokenizer") or NEOX, source="hub", eot_id=0, pad_id=1)
-    step = _read_step(weights)
-    return CheckpointInfo(weights, shape, spec, track.name if track else None, step, params)
+    epoch = _read_epoch(weights)
+    return CheckpointInfo(weights, shape, spec, track.name if track else None, epoch, params)
 
 
 def _shape_from_params(params: dict[str, str], params_file: Path | None, weights: Path) -> ModelShape:
@@ -116,7 +116,7 @@ def _shape_from_params(params: dict[str, str], params_file: Path | None, weights
     return shape_from_open_lm_config(config, extra)
 
 
-def _read_step(weights: Path) -> int | None:
+def _read_epoch(weights: Path) -> int | None:
     m = re.search(r"epoch_(\d+)\.pt$", weights.name)
     return int(m.group(1)) if m else None
 

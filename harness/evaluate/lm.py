@@ -80,15 +80,14 @@ class HarnessLM(TemplateLM):
         return self.tokenizer.decode(tokens, skip_special_tokens=False)
 
     # --- scoring --------------------------------------------------------------------------------------------
-    def _logits_at(self, ids: torch.Tensor, rows: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Logits of sequence i at positions rows[i] only (the output projection skips every other position)."""
+    def _logits_at(self, ids: torch.Tensor, rows: list[torch.Tensor]) -> torch.Tensor:
+        """Logits of sequence i at positions rows[i] only, concatenated (the output projection skips the rest)."""
         m = self.model
         x = m.post_embed_norm(m.tok_embeddings(ids))
         for layer in m.layers:
             x = layer(x)
-        picked = torch.cat([x[i, r] for i, r in enumerate(rows)])
-        logits = m.output(m.norm(picked)).float()
-        return list(torch.split(logits, [len(r) for r in rows]))
+        batch = torch.cat([torch.full_like(r, i) for i, r in enumerate(rows)])
+        return m.output(m.norm(x[batch, torch.cat(rows)])).float()
 
     @torch.inference_mode()
     def _score(self, items: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
@@ -110,12 +109,13 @@ class HarnessLM(TemplateLM):
                 inp, _, n_cont = prepared[i]
                 ids[j, : len(inp)] = torch.tensor(inp)
                 rows.append(torch.arange(len(inp) - n_cont, len(inp)))
-            logits = self._logits_at(ids.to(self.device), [r.to(self.device) for r in rows])
-            for j, i in enumerate(batch):
-                target = torch.tensor(prepared[i][1], device=self.device)
-                logp = F.log_softmax(logits[j], dim=-1)
-                ll = logp.gather(1, target[:, None]).sum().item()
-                out[i] = (ll, bool((logp.argmax(-1) == target).all()))
+            logp = F.log_softmax(self._logits_at(ids.to(self.device), [r.to(self.device) for r in rows]), dim=-1)
+            target = torch.tensor([t for i in batch for t in prepared[i][1]], device=self.device)
+            token_ll = logp.gather(1, target[:, None])[:, 0]
+            token_hit = logp.argmax(-1) == target
+            sizes = [prepared[i][2] for i in batch]
+            for i, ll, hit in zip(batch, token_ll.split(sizes), token_hit.split(sizes), strict=True):
+                out[i] = (ll.sum().item(), bool(hit.all()))
             if self.progress:
                 self.progress(len(batch))
         return out
@@ -164,7 +164,7 @@ class HarnessLM(TemplateLM):
         text = ""
         for _ in range(max_new):
             window = torch.tensor([(ids + new)[-self.max_length :]], device=self.device)
-            nxt = int(self._logits_at(window, [torch.tensor([window.shape[1] - 1], device=self.device)])[0].argmax())
+            nxt = int(self._logits_at(window, [torch.tensor([window.shape[1] - 1], device=self.device)]).argmax())
             if nxt == self.eot_token_id:
                 break
             new.append(nxt)
