@@ -23,7 +23,7 @@ from harness.sandbox import documents as D
 from harness.sandbox.world import World, build_world
 
 #: Documents at scale 1.0 (about 120 MB of text: 5x the nano budget of ~4M tokens at ~4-5 characters each).
-BASE_DOCUMENTS = 260_000
+BASE_DOCUMENTS = 280_000
 #: Shards at scale 1.0; the count follows the scale so that shards keep their size.
 BASE_SHARDS = 24
 #: Originals that duplicates copy, at scale 1.0.
