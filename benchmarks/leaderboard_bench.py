@@ -29,6 +29,14 @@ def make_store(root: Path, n: int) -> str:
     return store.url
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (the build's worker processes)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def size_of(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -77,19 +85,19 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="lb-bench-"))
     try:
         url = make_store(tmp, args.records)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         records, problems = ResultsStore(url).list()
-        t_load = time.perf_counter() - t0
+        t_load, c_load = time.perf_counter() - t0, cpu_seconds() - c0
         assert len(records) == args.records and not problems
         out = args.keep or tmp / "site"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         summary = build_site(records, out)
-        t_build = time.perf_counter() - t0
+        t_build, c_build = time.perf_counter() - t0, cpu_seconds() - c0
         print(f"machine:              {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (timings are wall)")
         print(f"records:              {len(records)} ({summary.entries})")
-        print(f"load + validate:      {t_load:.2f} s")
-        print(f"build site:           {t_build:.2f} s")
-        print(f"total:                {t_load + t_build:.2f} s")
+        print(f"load + validate:      {t_load:.2f} s wall, {c_load:.2f} s CPU (all processes)")
+        print(f"build site:           {t_build:.2f} s wall, {c_build:.2f} s CPU (all processes)")
+        print(f"total:                {t_load + t_build:.2f} s wall, {c_load + c_build:.2f} s CPU")
         print(f"index.html:           {summary.index_bytes / 1024:.0f} KiB")
         print(f"assets/data.js:       {(out / 'assets' / 'data.js').stat().st_size / 1024:.0f} KiB")
         print(f"whole site:           {size_of(out) / 2**20:.0f} MiB in {sum(1 for _ in out.rglob('*'))} files")

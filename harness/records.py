@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -359,7 +360,7 @@ class ResultsStore:
         self._local = "file" in _protocols(self.fs)
 
     def path_of(self, entry: str) -> str:
-        return f"{self.root}/{entry.rsplit('-', 1)[0]}/{entry}.json"
+        return _path_in(self.root, entry)
 
     def add(self, record: Record) -> str:
         """Write `record` atomically (replacing an earlier record of the same entry); returns its path."""
@@ -391,27 +392,11 @@ class ResultsStore:
 
     def list(self, track: str | None = None) -> tuple[list[Record], list[StoreProblem]]:
         """Every valid record (of `track`, or all), and the files skipped with the reason."""
-        records: list[Record] = []
-        problems: list[StoreProblem] = []
         paths = self._files(track)
         blobs = self.fs.cat(paths, on_error="return") if paths else {}
-        for path in paths:
-            blob = blobs.get(path)
-            shown = self.fs.unstrip_protocol(path) if not self._local else path
-            if isinstance(blob, BaseException):
-                problems.append(StoreProblem(shown, f"cannot read: {blob}"))
-                continue
-            try:
-                record = Record.from_json(blob, shown)
-            except RecordError as exc:
-                problems.append(StoreProblem(shown, str(exc)))
-                continue
-            if self.path_of(record.entry_id) != path:
-                problems.append(StoreProblem(shown, f"holds entry {record.entry_id!r}; expected at {record.entry_id}.json "
-                                             f"in folder {record.track.name}/"))  # fmt: skip
-                continue
-            records.append(record)
-        return records, problems
+        items = [(path, path if self._local else self.fs.unstrip_protocol(path), blobs.get(path)) for path in paths]
+        results = _parse_items(items, self.root)
+        return [r for r in results if isinstance(r, Record)], [r for r in results if isinstance(r, StoreProblem)]
 
     def get(self, entry: str) -> Record:
         """The record of entry id `entry`; a clear error when absent or invalid."""
@@ -421,6 +406,51 @@ class ResultsStore:
         except FileNotFoundError:
             raise UsageError(f"no record {entry!r} in results store {self.url} (looked for {path})") from None
         return Record.from_json(blob, path)
+
+
+def _path_in(root: str, entry: str) -> str:
+    return f"{root}/{entry.rsplit('-', 1)[0]}/{entry}.json"
+
+
+def _parse_one(path: str, shown: str, blob: Any, root: str) -> Record | StoreProblem:
+    if isinstance(blob, BaseException) or blob is None:
+        return StoreProblem(shown, f"cannot read: {blob}")
+    try:
+        record = Record.from_json(blob, shown)
+    except RecordError as exc:
+        return StoreProblem(shown, str(exc))
+    if _path_in(root, record.entry_id) != path:
+        where = f"{record.entry_id}.json in folder {record.track.name}/"
+        return StoreProblem(shown, f"holds entry {record.entry_id!r}; expected at {where}")
+    return record
+
+
+#: Stores with at least this many files are parsed in forked worker processes (validation is the slow part).
+PARALLEL_PARSE_ABOVE = 2000
+_PARSE_STATE: tuple[list[tuple[str, str, Any]], str] | None = None
+
+
+def _parse_span(span: tuple[int, int]) -> list[Record | StoreProblem]:
+    items, root = _PARSE_STATE  # type: ignore[misc]  # inherited from the parent by fork, never pickled
+    return [_parse_one(*item, root) for item in items[span[0] : span[1]]]
+
+
+def _parse_items(items: list[tuple[str, str, Any]], root: str) -> list[Record | StoreProblem]:
+    global _PARSE_STATE
+    workers = min(8, os.cpu_count() or 1)
+    if len(items) < PARALLEL_PARSE_ABOVE or workers == 1 or sys.platform != "linux":
+        return [_parse_one(*item, root) for item in items]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunk = max(100, len(items) // (workers * 4))
+    spans = [(i, min(i + chunk, len(items))) for i in range(0, len(items), chunk)]
+    _PARSE_STATE = (items, root)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return [result for part in pool.map(_parse_span, spans) for result in part]
+    finally:
+        _PARSE_STATE = None
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

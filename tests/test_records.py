@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import harness.records as records_module
 from harness.errors import UsageError
 from harness.leaderboard.sample import synthetic_record
 from harness.records import (
@@ -148,7 +149,12 @@ def test_store_add_get_list_and_replace(tmp_path: Path) -> None:
         store.get("debug-0123456789ab")
 
 
-def test_corrupt_files_are_reported_by_name_and_skipped(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "forked-parsers"])
+def test_corrupt_files_are_reported_by_name_and_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    if parallel:
+        monkeypatch.setattr(records_module, "PARALLEL_PARSE_ABOVE", 2)
     store = ResultsStore(str(tmp_path))
     good = synthetic_record("debug", 1)
     store.add(good)
