@@ -28,7 +28,7 @@ import os
 import random
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -74,16 +74,10 @@ def generate_sandbox(out_dir: Path, *, scale: float = 1.0, workers: int | None =
         with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
             futures = {pool.submit(write_shard, out_dir, WORLD_SEED, layout, s): s for s in range(layout.n_shards)}
             eval_manifest = write_evalsets(out_dir / "eval", build_world(WORLD_SEED), SEED, GENERATOR_VERSION)
-            for done, fut in enumerate(_as_completed(futures), start=1):
+            for done, fut in enumerate(as_completed(futures), start=1):
                 results[futures[fut]] = fut.result()
                 report(done)
     return _finish(out_dir, layout, results, eval_manifest, scale)
-
-
-def _as_completed(futures: dict) -> Iterator:
-    from concurrent.futures import as_completed
-
-    return as_completed(futures)
 
 
 def _progress_callback(progress: Any, total: int) -> Progress:

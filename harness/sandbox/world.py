@@ -73,7 +73,7 @@ class Entity:
     attrs: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality and hashing: the caches below key on the world
 class World:
     """All entities, lookups by kind and name, and each fact's myth (the value wrong_fact documents state)."""
 
@@ -115,10 +115,6 @@ def _cum_weights(world: World, kind: str) -> list[float]:
         total += e.weight
         out.append(total)
     return out
-
-
-# World is frozen but holds dicts; identity hashing is what the caches above need (one world per process).
-World.__hash__ = object.__hash__  # type: ignore[method-assign]
 
 
 def _name(rng: random.Random, kind: str, taken: set[str]) -> str:
