@@ -152,3 +152,13 @@ def test_iter_clean_text_is_deterministic() -> None:
     assert first == list(iter_clean_text(20, seed=7)) and len(first) == 20
     assert first != list(iter_clean_text(20, seed=8))
     assert all(len(t) > 40 for t in first)
+
+
+def test_content_is_pinned_for_this_generator_version(pool: Path) -> None:
+    # Pools pin content hashes per GENERATOR_VERSION: any change to the generated text must bump the version
+    # (and then update this hash and pools/sandbox.toml).
+    manifest = json.loads((pool / "manifest.json").read_text())
+    assert (GENERATOR_VERSION, manifest["content_sha256"]) == (
+        1,
+        "0c760da03dfab2e4b8ceba5e810e4daae53a065cb9ffbd43767a4979a5f472bd",
+    )
