@@ -39,7 +39,9 @@ class HarnessLM(TemplateLM):
         from harness.tracks import get_track
 
         info = resolve_checkpoint(checkpoint, track=get_track(track) if track else None)
-        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # lm-eval's CLI passes device="cuda" by default; like its hf model, fall back to the CPU without a GPU
+        dev = device if device and (torch.cuda.is_available() or not device.startswith("cuda")) else None
+        dev = dev or ("cuda" if torch.cuda.is_available() else "cpu")
         self._setup(load_model(info, dev), load_tokenizer(info.tokenizer), info.tokenizer.eot_id,
                     info.tokenizer.pad_id, int(max_length or info.shape.context), dev, int(batch_size))  # fmt: skip
         self.info = info
