@@ -8,6 +8,7 @@ message is then prefixed with the file name.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tomllib
 import types
 import typing
@@ -45,7 +46,7 @@ def from_dict(cls: type[T], data: Any, source: str, prefix: str = "") -> T:
     where = f"{source}: {prefix or 'top level'}"
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a table, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -66,6 +67,11 @@ def from_dict(cls: type[T], data: Any, source: str, prefix: str = "") -> T:
         return cls(**kwargs)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # resolving string annotations is slow; schemas are loaded many times
 
 
 def _key(prefix: str, name: str) -> str:

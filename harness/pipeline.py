@@ -352,8 +352,53 @@ def build_record(sub: Submission) -> Record:
 
 
 def evaluation_for_record(evaluation: dict[str, Any]) -> dict[str, Any]:
-    """The `evaluation` block of a record from an eval.json (see harness.evaluate.run)."""
-    return evaluation["record"]
+    """The record's `evaluation` block from an eval.json (harness.evaluate.run.EvalResult.to_json()).
+
+    Each task's baseline and centered accuracy use the newest baseline version of its suite (v2 where DCLM
+    corrected it); the raw metrics are kept whole so aggregates can be recomputed under any version.
+    """
+    from harness.evaluate.aggregate import centered
+    from harness.evaluate.suites import get_suite
+
+    suite = get_suite(evaluation["suite"])
+    lower_better = {t.name for t in suite.tasks if t.metric == "bits_per_byte"}
+    tasks = {}
+    for name, t in evaluation["tasks"].items():
+        if t["accuracy"] is None:
+            continue  # a missing task: its absence is visible in the aggregates' `missing`
+        spec = suite.task(name)
+        baseline = spec.baselines[max(spec.baselines)] if spec.baselines else None
+        tasks[name] = {
+            "metric": t["metric"],
+            "value": t["accuracy"],
+            "higher_is_better": name not in lower_better,
+            "baseline": baseline,
+            "centered": None if baseline is None else centered(t["accuracy"], baseline),
+            "shots": t["shots"],
+            "n_samples": t["n_samples"],
+            "metrics": {k: v for k, v in t["metrics"].items() if isinstance(v, int | float) and v == v},
+            "stderr": {k: v for k, v in t["stderr"].items() if isinstance(v, int | float) and v == v},
+            "data_hash": _digest(t["data"]),
+        }
+    descriptions = {spec.name: spec.description for spec in suite.aggregates}
+    aggregates = {}
+    for name, agg in evaluation["aggregates"].items():
+        aggregates[name] = {
+            "value": agg["value"],
+            "version": agg["stamp"],
+            "n_tasks": len(agg["tasks"]),
+            "missing": agg["missing"],
+            "reason": agg["reason"],
+            "higher_is_better": not set(agg["tasks"]) <= lower_better,
+            "description": descriptions.get(name.split("_v")[0].split("/")[0], descriptions.get(name, "")),
+        }
+    return {
+        "suite": evaluation["suite"],
+        "suite_version": evaluation["suite_version"],
+        "primary_aggregate": evaluation["primary"],
+        "tasks": tasks,
+        "aggregates": aggregates,
+    }
 
 
 # -------------------------------------------------------------------------------------------------- submit
