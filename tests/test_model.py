@@ -182,3 +182,15 @@ def test_open_lm_config_round_trips_the_shape() -> None:
                  "post_embed_norm": False, "weight_tying": False}  # fmt: skip
     params = {"model_norm": "gain_only_lp_layer_norm", "qk_norm": "True"}
     assert shape_from_open_lm_config(dclm_411m, params) == get_track("412m").model
+
+
+def test_bf16_autocast_runs_the_low_precision_norms_in_bf16() -> None:
+    torch.manual_seed(0)
+    model = build_model(SMALL)
+    ids = torch.randint(0, 64, (2, 8))
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        normed = model.layers[0].attention_norm(torch.randn(2, 8, 32))
+        logits = model(ids)
+    assert normed.dtype == torch.bfloat16  # open_lm's gain_only_lp_layer_norm: no upcast to float32
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+    assert torch.allclose(logits, model(ids), atol=0.1)

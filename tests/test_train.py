@@ -160,6 +160,16 @@ def test_training_lowers_the_loss_and_writes_open_lm_layout(shards: Path, tmp_pa
     assert train(track, str(shards), out) == result
 
 
+@pytest.mark.slow
+def test_debug_track_training_lowers_the_loss(tmp_path: Path) -> None:
+    track = get_track("debug")
+    data = write_shards(tmp_path / "shards", 256, track.model.context + 1, per_shard=128)
+    result = train(track, str(data), tmp_path / "run", device="cpu")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert result.steps == track.steps and result.tokens_seen == track.steps * track.tokens_per_step
+    assert rows[0]["loss"] > 7.0 and result.final_loss < rows[0]["loss"] - 2.0  # ln(2048) = 7.6 at the start
+
+
 def test_gradient_accumulation_does_not_change_the_result(shards: Path, tmp_path: Path) -> None:
     one = train(tiny_track(accum=1), str(shards), tmp_path / "a", device="cpu")
     four = train(tiny_track(accum=4), str(shards), tmp_path / "b", device="cpu")
