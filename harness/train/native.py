@@ -90,7 +90,9 @@ def wrap_model(model: Transformer, track: Track, env: Env, *, compile: bool) -> 
 
 
 def is_fsdp(model: torch.nn.Module) -> bool:
-    return type(model).__name__.startswith("FSDP")
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
 
 
 def autocast_for(track: Track, env: Env, precision: str | None) -> Any:
