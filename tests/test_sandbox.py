@@ -160,5 +160,5 @@ def test_content_is_pinned_for_this_generator_version(pool: Path) -> None:
     manifest = json.loads((pool / "manifest.json").read_text())
     assert (GENERATOR_VERSION, manifest["content_sha256"]) == (
         1,
-        "0c760da03dfab2e4b8ceba5e810e4daae53a065cb9ffbd43767a4979a5f472bd",
+        "9e7f902f5197ed0eb0cbc3860eaf0536989d720d25417ef7c74289cd68405a83",
     )

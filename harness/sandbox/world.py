@@ -16,8 +16,9 @@ from functools import cache
 WORLD_SEED = 20240611
 
 KINDS = ("country", "city", "person", "creature", "tool", "company")
-#: How many entities of each kind the world holds.
-COUNTS = {"country": 24, "city": 72, "person": 120, "creature": 48, "tool": 36, "company": 36}
+#: How many entities of each kind the world holds. Small on purpose: ~720 facts, so that a nano-sized budget
+#: of clean text states a typical fact dozens of times while a random sample states it a few times.
+COUNTS = {"country": 20, "city": 60, "person": 64, "creature": 32, "tool": 24, "company": 24}
 
 LANGUAGES = ("Ostic", "Velan", "Moru", "Tarnic", "Elish", "Quendar", "Sorbic", "Idran", "Pallic", "Zenti")
 CURRENCIES = ("dorn", "pell", "karat", "misk", "velo", "tolk", "brenn", "sura")
@@ -138,6 +139,7 @@ def build_world(seed: int = WORLD_SEED) -> World:
     # Popularity ~ 1 / (rank + 3): a heavy tail without a single entity dominating its kind.
     weights = {k: [1.0 / (i + 3) for i in range(COUNTS[k])] for k in KINDS}
     countries = names["country"]
+    assert COUNTS["city"] == 3 * COUNTS["country"], "every country has three cities, the first its capital"
     cities_of = {c: names["city"][3 * i : 3 * i + 3] for i, c in enumerate(countries)}
     attrs: dict[str, list[dict[str, str]]] = {k: [] for k in KINDS}
     for c in countries:
