@@ -42,7 +42,7 @@ SEED = 1234
 
 __all__ = ["CLASSES", "GENERATOR_VERSION", "SEED", "generate_sandbox", "iter_clean_text"]
 
-Progress = Callable[[int, int], None]
+_Report = Callable[[int], None]
 
 
 def generate_sandbox(out_dir: Path, *, scale: float = 1.0, workers: int | None = None, progress: Any = None) -> dict:
@@ -80,7 +80,7 @@ def generate_sandbox(out_dir: Path, *, scale: float = 1.0, workers: int | None =
     return _finish(out_dir, layout, results, eval_manifest, scale)
 
 
-def _progress_callback(progress: Any, total: int) -> Progress:
+def _progress_callback(progress: Any, total: int) -> _Report:
     if progress is None:
         return lambda done: None
     if hasattr(progress, "add_task"):

@@ -22,7 +22,8 @@ from pathlib import Path
 from harness.sandbox import documents as D
 from harness.sandbox.world import World, build_world
 
-#: Documents at scale 1.0 (about 120 MB of text: 5x the nano budget of ~4M tokens at ~4-5 characters each).
+#: Documents at scale 1.0: about 98M characters, ~39M tokens of the sandbox BPE (2.5 characters per token
+#: overall: junk tokenizes badly), so ~9x the nano budget, and ~7M tokens of clean text alone.
 BASE_DOCUMENTS = 280_000
 #: Shards at scale 1.0; the count follows the scale so that shards keep their size.
 BASE_SHARDS = 24
