@@ -162,3 +162,12 @@ def test_content_is_pinned_for_this_generator_version(pool: Path) -> None:
         1,
         "9e7f902f5197ed0eb0cbc3860eaf0536989d720d25417ef7c74289cd68405a83",
     )
+
+
+def test_progress_is_reported_per_shard(tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    manifest = generate_sandbox(
+        tmp_path / "p", scale=SCALE, workers=1, progress=lambda done, total: calls.append((done, total))
+    )
+    n = len(manifest["shards"])
+    assert calls == [(i, n) for i in range(1, n + 1)]
