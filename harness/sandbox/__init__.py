@@ -59,6 +59,8 @@ def generate_sandbox(out_dir: Path, *, scale: float = 1.0, workers: int | None =
     layout = Layout.for_scale(SEED, scale)
     (out_dir / "shards").mkdir(parents=True, exist_ok=True)
     (out_dir / "manifest.json").unlink(missing_ok=True)  # written last: its presence marks a complete pool
+    for stale in (out_dir / "shards").glob("shard-*"):  # a previous run at another scale had other shards
+        stale.unlink()
     report = _progress_callback(progress, layout.n_shards)
     workers = max(1, min(workers or os.cpu_count() or 1, layout.n_shards))
     results: list[dict] = [{}] * layout.n_shards
