@@ -54,9 +54,10 @@ if TYPE_CHECKING:
 BATCH_BYTES = 1 << 20
 #: Packed sequences held in memory before they are appended to the buckets (and the journal is written).
 FLUSH_BYTES = 32 << 20
-#: Target bucket size; a bucket over MAX_SORT_BYTES is sorted in key sub-ranges.
-BUCKET_BYTES = 64 << 20
-MAX_SORT_BYTES = 256 << 20
+#: Target bucket size; a bucket over MAX_SORT_BYTES is sorted in key sub-ranges. An in-memory sort holds a bucket
+#: twice (read + permuted copy), so a sorting worker peaks near 2 x MAX_SORT_BYTES whatever the input size.
+BUCKET_BYTES = 32 << 20
+MAX_SORT_BYTES = 64 << 20
 MAX_BUCKETS = 1024
 
 
