@@ -277,7 +277,7 @@ def create_sandbox(
     if spec.source != "sandbox":
         raise HarnessError(f"pool {spec.id!r} is not generated locally; index it with `harness pool index {spec.id}`")
     home = spec.home
-    if not (home / "manifest.json").is_file():
+    if not (home / "manifest.json").is_file() or not _matches_pins(spec, home / "manifest.json"):
         from harness.sandbox import generate_sandbox
 
         tmp = home.with_name(home.name + ".partial")
@@ -289,12 +289,22 @@ def create_sandbox(
     return index_pool(spec, workers=workers, progress=progress)
 
 
+def _matches_pins(spec: PoolSpec, manifest: Path) -> bool:
+    """Whether a generated pool is the pinned one (an older generator's output is regenerated, not reused)."""
+    shards = {Path(s["path"]).name: s.get("content_sha256") for s in json.loads(manifest.read_text())["shards"]}
+    return all(shards.get(Path(pin.path).name) == pin.content_sha256 for pin in spec.shards if pin.content_sha256)
+
+
 def ensure_pool(pool_id: str, progress: Progress | None = None) -> Pool:
     """The indexed pool `pool_id`: the sandbox is generated and indexed when missing; DCLM pools must be indexed."""
     spec = get_pool_spec(pool_id)
     if spec.source == "sandbox":
         directory = index_dir(spec)
-        if not (directory / "meta.json").is_file() or _tokens_stale(spec, directory):
+        if (
+            not (directory / "meta.json").is_file()
+            or _tokens_stale(spec, directory)
+            or not _matches_pins(spec, spec.home / "manifest.json")
+        ):
             return create_sandbox(spec, progress=progress)
     return open_pool(spec)
 
