@@ -107,7 +107,7 @@ def run_stage(
     removed first. Returns the stage's outputs (also kept in its marker)."""
     stage_dir = sub.stage_dir(stage)
     previous = STAGES[STAGES.index(stage) - 1] if stage != STAGES[0] else None
-    inputs = {**inputs, "upstream": _digest(sub.outputs.get(previous)) if previous else None}
+    inputs = json.loads(json.dumps({**inputs, "upstream": _digest(sub.outputs.get(previous)) if previous else None}))
     marker = read_marker(stage_dir)
     if marker is not None and marker.get("inputs") == inputs:
         sub.outputs[stage] = marker["outputs"]
