@@ -80,11 +80,10 @@ def member_name(position: int) -> str:
     return f"{position:012d}.{MEMBER_SUFFIX}"
 
 
-def write_tar(fh: io.RawIOBase | io.BufferedIOBase, rows: np.ndarray, first_position: int) -> None:
-    """Write `rows` as one shard: members in order, headers independent of time, user and machine."""
+def write_tar(fh: io.RawIOBase | io.BufferedIOBase, blobs: Sequence[bytes], first_position: int) -> None:
+    """Write encoded sequences as one shard: members in order, headers independent of time, user and machine."""
     with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for offset, row in enumerate(rows):
-            blob = encode_sequence(row)
+        for offset, blob in enumerate(blobs):
             tar.addfile(_tarinfo(member_name(first_position + offset), len(blob)), io.BytesIO(blob))
 
 

@@ -21,7 +21,8 @@ How (two passes over local disk, bounded memory, like DCLM's tokshuf-rs):
   A journal written atomically every ~32 MB of sequences lets a restarted run truncate the buckets to the last
   journal and go on from the line it names.
 - pass 2a (sort): each bucket is sorted by key (in parallel); a sorted bucket file appears atomically.
-- pass 2b (write): each shard reads its slice of the sorted buckets and is written (in parallel), then marked.
+- pass 2b (write): workers encode chunks of output rows read from the sorted buckets (JSON + gzip, in
+  parallel); the main process writes each shard's tar once its chunks are in, atomically, then marks it.
 - the manifest and `stats.json` (the completion marker) are written last; the work folder is removed.
 """
 
@@ -175,15 +176,12 @@ def _sort_job(args: tuple[str, str, str, int, int]) -> int:
     return sort_bucket(Path(tok), Path(key), Path(out), seqlen, max_rows)
 
 
-def _shard_job(args: tuple[str, list[tuple[str, int, int]], int, int, str]) -> int:
-    from harness.data.shuffle import read_rows, write_tar
+def _encode_rows(args: tuple[list[tuple[str, int, int]], int]) -> list[bytes]:
+    """Read one chunk of output rows from the sorted buckets and encode each as a member (JSON + gzip)."""
+    from harness.data.shuffle import encode_sequence, read_rows
 
-    dest, pieces, first_position, seqlen, marker = args
-    rows = read_rows(pieces, seqlen)
-    with _atomic_output(dest) as fh:
-        write_tar(fh, rows, first_position)
-    _write_json_atomic(Path(marker), {"sequences": len(rows)})
-    return len(rows)
+    pieces, seqlen = args
+    return [encode_sequence(row) for row in read_rows(pieces, seqlen)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -471,25 +469,53 @@ def _sort_buckets(scatter: _Scatter, work: Path, pool: _Pool, bars: _Bars) -> li
     return out
 
 
-def _shard_jobs(
-    buckets: list[tuple[Path, int]], total: int, per_shard: int, out_dir: str, work: Path, seqlen: int
-) -> list[tuple[str, list[tuple[str, int, int]], int, int, str]]:
-    """One job per shard: the slices of the sorted buckets that hold output positions [k*S, (k+1)*S)."""
-    jobs = []
-    starts, acc = [], 0
-    for _, rows in buckets:
-        starts.append(acc)
-        acc += rows
-    for k in range(math.ceil(total / per_shard)):
-        lo, hi = k * per_shard, min(total, (k + 1) * per_shard)
-        pieces = [
+#: Output rows per encoding job: shards are encoded in chunks so that few shards still keep every worker busy.
+CHUNK_ROWS = 1024
+
+
+@dataclass(frozen=True)
+class _Shard:
+    url: str
+    marker: Path
+    first: int
+    rows: int
+    chunks: list[list[tuple[str, int, int]]]
+
+
+def _shards(buckets: list[tuple[Path, int]], total: int, per_shard: int, out_dir: str, work: Path) -> list[_Shard]:
+    """Every shard with the slices of the sorted buckets that hold its output positions, chunk by chunk."""
+    starts = [sum(rows for _, rows in buckets[:i]) for i in range(len(buckets))]
+
+    def pieces(lo: int, hi: int) -> list[tuple[str, int, int]]:
+        return [
             (str(path), max(lo, s) - s, min(hi, s + rows) - s)
             for (path, rows), s in zip(buckets, starts, strict=True)
             if s < hi and s + rows > lo
         ]
+
+    shards = []
+    for k in range(math.ceil(total / per_shard)):
+        lo, hi = k * per_shard, min(total, (k + 1) * per_shard)
+        chunks = [pieces(a, min(hi, a + CHUNK_ROWS)) for a in range(lo, hi, CHUNK_ROWS)]
         name = shard_name(k)
-        jobs.append((f"{out_dir.rstrip('/')}/{name}.tar", pieces, lo, seqlen, str(work / "done" / name)))
-    return jobs
+        shards.append(_Shard(f"{out_dir.rstrip('/')}/{name}.tar", work / "done" / name, lo, hi - lo, chunks))
+    return shards
+
+
+def _write_shards(shards: list[_Shard], pool: _Pool, seqlen: int, bars: _Bars) -> None:
+    """Pass 2b: workers encode chunks in order; each shard is written (atomically) once its chunks are in."""
+    from harness.data.shuffle import write_tar
+
+    todo = [shard for shard in shards if not shard.marker.exists()]
+    task = bars.add("tokenize: write shards", total=len(shards), completed=len(shards) - len(todo))
+    chunks = ((chunk, seqlen) for shard in todo for chunk in shard.chunks)
+    encoded = pool.map(_encode_rows, chunks)
+    for shard in todo:
+        blobs = [blob for _ in shard.chunks for blob in next(encoded)]
+        with _atomic_output(shard.url) as fh:
+            write_tar(fh, blobs, shard.first)
+        _write_json_atomic(shard.marker, {"sequences": len(blobs)})
+        bars.update(task, advance=1)
 
 
 def tokenize_shuffle(
@@ -553,18 +579,15 @@ def tokenize_shuffle(
                 _scatter(files, scatter, pool, tokenizer_spec.eot_id, bars)
             buckets = _sort_buckets(scatter, work, pool, bars)
             total = scatter.state["next_index"]
-            jobs = _shard_jobs(buckets, total, shard_sequences, out_dir, work, seqlen)
-            todo = [job for job in jobs if not Path(job[-1]).exists()]
-            task = bars.add("tokenize: write shards", total=len(jobs), completed=len(jobs) - len(todo))
-            for _ in pool.map(_shard_job, todo):
-                bars.update(task, advance=1)
+            shards = _shards(buckets, total, shard_sequences, out_dir, work)
+            _write_shards(shards, pool, seqlen, bars)
         finally:
             pool.close()
 
     manifest = "".join(
         json.dumps({"shard": shard_name(k), "num_sequences": len(range(k * shard_sequences, total)[:shard_sequences])})
         + "\n"
-        for k in range(len(jobs))
+        for k in range(len(shards))
     )
     with _atomic_output(f"{out_dir.rstrip('/')}/{MANIFEST_NAME}") as fh:
         fh.write(manifest.encode())
@@ -572,7 +595,7 @@ def tokenize_shuffle(
     stats = TokenizeStats(
         format_version=FORMAT_VERSION, sequences=total, tokens=total * seqlen, text_tokens=s["ids"] - s["expanded"],
         eot_tokens=s["expanded"], padding_tokens=s["padding"], documents=s["documents"],
-        documents_expanded=s["expanded"], text_bytes=s["text_bytes"], shards=len(jobs),
+        documents_expanded=s["expanded"], text_bytes=s["text_bytes"], shards=len(shards),
         shard_sequences=shard_sequences, context=context, seed=seed, tokenizer=tokenizer_spec.name,
         tokenizer_sha256=sha, eot_id=tokenizer_spec.eot_id, pad_id=tokenizer_spec.pad_id, subset_hash=subset_hash,
         input_files=len(files), fingerprint=fingerprint,
