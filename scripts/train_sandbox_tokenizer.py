@@ -12,6 +12,12 @@ the language the sandbox suite measures, not on spam phrases, random-character b
 that dominate parts of the pool. Other classes still encode (byte-level), just in more ids per byte.
 Training is deterministic (single-threaded, sorted input); the result is pinned by sha256 in tracks/debug.toml
 and tracks/nano.toml, so retraining after the pin is a track change (a new version), never a silent one.
+
+The shipped file was trained on the sandbox generator of commit 0c6b1ed; the generator has changed since (the
+tokenizer is byte-level, so it still encodes everything). To reproduce it byte for byte:
+
+    git archive 0c6b1ed harness | tar -x -C /tmp/h && PYTHONPATH=/tmp/h \
+        python scripts/train_sandbox_tokenizer.py --check --out harness/assets/sandbox-bpe-2k.json
 """
 
 from __future__ import annotations
