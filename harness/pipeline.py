@@ -207,8 +207,9 @@ def stage_tokenize(sub: Submission, progress: Progress | None) -> dict[str, Any]
 
         files = [str(sub.stage_dir("validate") / f) for f in sub.outputs["validate"]["files"]]
         stats = tokenize_for_track(
-            sub.track, files, str(stage_dir / "shards"), workers=sub.options.workers, progress=progress
-        )
+            sub.track, files, str(stage_dir / "shards"), workers=sub.options.workers, progress=progress,
+            subset_hash=sub.outputs["validate"]["subset_hash"],
+        )  # fmt: skip
         return _plain(stats)
 
     return run_stage(sub, "tokenize", {"track": sub.track.sha256}, work)

@@ -122,6 +122,10 @@ class HarnessLM(TemplateLM):
                 self.progress(len(batch))
         return out
 
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        # lm-eval's own tqdm bar would fight the caller's rich display when one is attached.
+        return super().loglikelihood(requests, disable_tqdm=disable_tqdm or self.progress is not None)
+
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **_: Any) -> list[tuple[float, bool]]:
         results = self._score([(ctx, cont) for _, ctx, cont in requests])
         for (key, _, _), res in zip(requests, results, strict=True):

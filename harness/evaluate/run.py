@@ -3,6 +3,8 @@ data hashes, DCLM accuracies, versioned aggregates, versions and seeds), written
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import math
@@ -211,8 +213,9 @@ def _evaluate_task(lm: Any, task: SuiteTask, built: list[Any], limit: int | None
     chances: list[float] = []
     n_samples = 0
     for b in built:
-        out = evaluate(lm, {b.name: b.task}, limit=limit, bootstrap_iters=BOOTSTRAP_ITERS, log_samples=True,
-                       verbosity="ERROR")  # fmt: skip
+        with contextlib.redirect_stdout(io.StringIO()):  # lm-eval prints "bootstrapping for stddev" lines
+            out = evaluate(lm, {b.name: b.task}, limit=limit, bootstrap_iters=BOOTSTRAP_ITERS, log_samples=True,
+                           verbosity="ERROR")  # fmt: skip
         raw = out["results"][b.name]
         samples = out["samples"][b.name]
         sub_metrics, sub_stderr = _split_metrics(raw)
