@@ -35,12 +35,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([t.to_dict() for t in tracks], indent=2))
         return 0
     table = Table(title="harness tracks")
-    for col in ("track", "params", "tokens", "tokens/param", "FLOPs", "steps", "pool", "suite"):
+    for col in ("track", "params", "tokens", "tok/param", "FLOPs", "pool", "suite"):
         table.add_column(col, justify="left" if col in {"track", "pool", "suite"} else "right", no_wrap=True)
     for t in tracks:
         table.add_row(
-            t.name, _human(t.n_params), _human(t.tokens), f"{t.tokens / t.n_params:.3g}", f"{t.flops:.2e}",
-            str(t.steps), t.pool, t.suite,
+            t.name, _human(t.n_params), _human(t.tokens), f"{t.tokens / t.n_params:.3g}", f"{t.flops:.1e}",
+            t.pool, t.suite,
         )  # fmt: skip
     Console().print(table)
     return 0
