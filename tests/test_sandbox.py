@@ -161,8 +161,8 @@ def test_content_is_pinned_for_this_generator_version(pool: Path) -> None:
     # (and then update this hash and pools/sandbox.toml).
     manifest = json.loads((pool / "manifest.json").read_text())
     assert (GENERATOR_VERSION, manifest["content_sha256"]) == (
-        1,
-        "9e7f902f5197ed0eb0cbc3860eaf0536989d720d25417ef7c74289cd68405a83",
+        2,
+        "c08dcb9f5a92c54172457307ae3fa8676c8f70ca569eb58c3cb8861976964b95",
     )
 
 

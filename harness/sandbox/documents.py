@@ -342,7 +342,7 @@ def gibberish(world: World, rng: random.Random) -> str:
     """Random characters, pseudo-words, encoded blobs or word salad (the salad passes stop-word filters)."""
     mode = rng.randrange(4)
     # Random characters cost about one token each: keep these documents short, or they dominate the tokens.
-    n = rng.randint(20, 80) if mode in (0, 2) else rng.randint(40, 160)
+    n = rng.randint(8, 30) if mode in (0, 2) else rng.randint(20, 80)
     if mode == 0:
         chars = rng.choices(string.ascii_letters + string.digits + string.punctuation, k=7 * n)
         cuts = sorted(rng.sample(range(1, len(chars)), n - 1))
