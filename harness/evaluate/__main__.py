@@ -1,7 +1,7 @@
 """`python -m harness.evaluate ARGS...`: lm-eval's own command line with the `harness` model registered.
 
-lm-eval 0.4.13 does not load the `lm_eval.models` entry point that pyproject.toml declares, so `lm_eval --model
-harness` alone does not find the model; this runs the same CLI after importing it, e.g.
+lm-eval 0.4.13 has no plugin discovery for models (its registry only knows what has been imported), so
+`lm_eval --model harness` alone cannot find ours; this runs the same CLI after importing it, e.g.
 `python -m harness.evaluate --model harness --model_args checkpoint=runs/x --tasks hellaswag`.
 """
 
