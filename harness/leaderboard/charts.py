@@ -44,8 +44,15 @@ def track_charts(table: TrackTable, out_dir: Path) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(5.2, 3.4), layout="constrained")
         xs, ys = [r[key] for r in ranked], [r[table.primary] for r in ranked]
         ax.scatter(xs, ys, s=14, alpha=0.7, color="#2563eb", rasterized=len(xs) > RASTERIZE_ABOVE)
-        if xlog and min(xs) > 0:
+        if xlog and min(xs) > 0 and max(xs) > 10 * min(xs):  # a log axis over a narrow range has unreadable ticks
             ax.set_xscale("log")
+        if kind == "size":
+            from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+            if ax.get_xscale() == "linear":
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_ylabel(_mpl_text(table.primary_name))
         ax.set_title(_mpl_text(f"{table.track}: {table.primary_name} vs {xlabel.split(' (')[0]}", 60), fontsize=10)
@@ -70,6 +77,14 @@ def track_charts(table: TrackTable, out_dir: Path) -> dict[str, str]:
         plt.close(fig)
         written["loss"] = name
     return written
+
+
+def _short(value: float) -> str:
+    """1572864 -> '1.57M': tick labels that stay short whatever the range."""
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
 
 
 def _ticks(lo: float, hi: float) -> list[float]:
