@@ -51,7 +51,9 @@ def track_charts(table: TrackTable, out_dir: Path) -> dict[str, str]:
 
             if ax.get_xscale() == "linear":
                 ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+            lo, hi = ax.get_xlim()
+            exact = hi - lo < 0.01 * abs(hi)  # nearly equal sizes: short labels would all read the same
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _, exact=exact: f"{v:,.0f}" if exact else _short(v)))
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_ylabel(_mpl_text(table.primary_name))
