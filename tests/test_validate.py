@@ -232,3 +232,18 @@ def test_cli_exit_codes_and_json(tmp_path, pool_and_docs, monkeypatch, capsys):
 
 def test_validate_cli_options():
     assert command_options("validate") == {"subset", "--track", "--json"}
+
+
+def test_id_only_fast_path_agrees_with_the_parser(pool_and_docs, tmp_path):
+    """Canonical `{"id": ...}` lines skip the JSON parser; any other spelling of the same entry gives the same result."""
+    pool, docs = pool_and_docs
+    ids = [d["id"] for d in docs[:4]]
+    fast = validate(write_lines(tmp_path / "fast.jsonl", [json.dumps({"id": i}) for i in ids]), pool)
+    spelled = [f'{{ "id" : "{ids[0]}" }}', f'{{"id":"{ids[1]}"}}', json.dumps({"id": ids[2], "repeat": 1}),
+               json.dumps({"id": ids[3]}, indent=None, separators=(", ", ": "))]  # fmt: skip
+    slow = validate(write_lines(tmp_path / "slow.jsonl", spelled), pool)
+    assert fast.ok and slow.ok and fast.subset_hash == slow.subset_hash
+    assert fast.stats.documents == slow.stats.documents == 4
+    upper = validate(write_lines(tmp_path / "upper.jsonl", [json.dumps({"id": ids[0].upper()})]), pool)
+    lower = validate(write_lines(tmp_path / "lower.jsonl", [json.dumps({"id": ids[0]})]), pool)
+    assert upper.ok and upper.subset_hash == lower.subset_hash  # hex is case-insensitive on the general path too
