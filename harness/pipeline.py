@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness import __version__
-from harness.config import doc
+from harness.config import doc, to_dict
 from harness.errors import HarnessError
+from harness.pools.io import write_json_atomic
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -81,12 +82,6 @@ class Submission:
 
 
 # ----------------------------------------------------------------------------------------------- markers
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def read_marker(stage_dir: Path) -> dict[str, Any] | None:
@@ -210,7 +205,7 @@ def stage_tokenize(sub: Submission, progress: Progress | None) -> dict[str, Any]
             sub.track, files, str(stage_dir / "shards"), workers=sub.options.workers, progress=progress,
             subset_hash=sub.outputs["validate"]["subset_hash"],
         )  # fmt: skip
-        return _plain(stats)
+        return to_dict(stats)
 
     return run_stage(sub, "tokenize", {"track": sub.track.sha256}, work)
 
@@ -225,7 +220,7 @@ def stage_train(sub: Submission, progress: Progress | None) -> dict[str, Any]:
             sub.track, str(sub.stage_dir("tokenize") / "shards"), stage_dir, trainer=opts.trainer,
             nproc=opts.nproc, launcher=opts.launcher, device=opts.device, progress=progress,
         )  # fmt: skip
-        return _plain(result)
+        return to_dict(result)
 
     return run_stage(sub, "train", {"track": sub.track.sha256, "trainer": opts.trainer}, work)
 
@@ -256,12 +251,6 @@ def stage_record(sub: Submission) -> Record:
     meta = {k: getattr(sub.options, k) for k in ("name", "authors", "description", "link", "results")}
     out = run_stage(sub, "record", {"submission": meta}, work)
     return Record.from_json((sub.stage_dir("record") / out["record"]).read_text(), "record.json")
-
-
-def _plain(obj: Any) -> dict[str, Any]:
-    from harness.config import to_dict
-
-    return dict(to_dict(obj)) if not isinstance(obj, dict) else obj
 
 
 # ------------------------------------------------------------------------------------------------ record
