@@ -37,13 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS.values():
-        try:
-            mod = importlib.import_module(f"harness.commands.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"harness.commands.{module}":
-                raise
-            continue  # a command that has not landed yet is simply not offered
-        mod.add_parser(sub)
+        importlib.import_module(f"harness.commands.{module}").add_parser(sub)
     return parser
 
 

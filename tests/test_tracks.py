@@ -139,3 +139,11 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and "harness 0." in capsys.readouterr().out
+
+
+def test_every_command_is_offered():
+    from cli_helpers import subcommands
+
+    assert subcommands() == {
+        "tracks", "pool", "validate", "tokenize", "train", "evaluate", "submit", "leaderboard", "demo"
+    }  # fmt: skip
