@@ -15,7 +15,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, unknown_name
+from harness.resources import resource_dir
 
 T = TypeVar("T")
 
@@ -132,3 +133,22 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
+
+
+def shipped_names(folder: str) -> list[str]:
+    """Names of the shipped `<folder>/<name>.toml` files (tracks, pools, evaluation suites)."""
+    return sorted(p.stem for p in resource_dir(folder).glob("*.toml"))
+
+
+def shipped_file(folder: str, kind: str, name: str) -> Path:
+    """The shipped `<folder>/<name>.toml`; an unknown name answers with the closest known names."""
+    path = resource_dir(folder) / f"{name}.toml"
+    if not path.is_file():
+        raise unknown_name(kind, name, shipped_names(folder))
+    return path
+
+
+def check_named_after_file(path: Path, key: str, value: str) -> None:
+    """A registry file's own name (`name` or `id`) must equal its file name."""
+    if value != path.stem:
+        raise ConfigError(f"{path}: {key!r} is {value!r} but the file is named {path.stem!r}")

@@ -102,6 +102,7 @@ def _verdict(results: dict[Baseline, Any], site: Path, seconds: float, console: 
                   f"(open it in a browser; it needs no server)")  # fmt: skip
     console.print(f"demo finished in {seconds / 60:.1f} minutes")
     random = next(b for b in results if not b.filtered)
+
     def beats(a: float | None, b: float | None) -> bool:
         return a is not None and (b is None or a > b)
 

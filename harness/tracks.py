@@ -13,9 +13,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import ConfigError, doc, from_dict, read_toml, to_dict
-from harness.errors import unknown_name
-from harness.resources import resource_dir
+from harness.config import (
+    ConfigError,
+    check_named_after_file,
+    doc,
+    from_dict,
+    read_toml,
+    shipped_file,
+    shipped_names,
+    to_dict,
+)
 
 #: Tokens per parameter of a "1x" (Chinchilla-optimal) budget, as DCLM defines it.
 CHINCHILLA_TOKENS_PER_PARAM = 20
@@ -241,22 +248,18 @@ def track_from_dict(data: dict[str, Any], source: str) -> Track:
 def load_track_file(path: Path) -> Track:
     """Load and validate one track file; its `name` must equal the file name."""
     track = track_from_dict(read_toml(path), str(path))
-    if track.name != path.stem:
-        raise ConfigError(f"{path}: 'name' is {track.name!r} but the file is named {path.stem!r}")
+    check_named_after_file(path, "name", track.name)
     return track
 
 
 def track_names() -> list[str]:
-    return sorted(p.stem for p in resource_dir("tracks").glob("*.toml"))
+    return shipped_names("tracks")
 
 
 @cache
 def get_track(name: str) -> Track:
     """The shipped track `name`; an unknown name answers with the closest known names."""
-    path = resource_dir("tracks") / f"{name}.toml"
-    if not path.is_file():
-        raise unknown_name("track", name, track_names())
-    return load_track_file(path)
+    return load_track_file(shipped_file("tracks", "track", name))
 
 
 def all_tracks() -> list[Track]:

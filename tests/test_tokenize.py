@@ -158,12 +158,12 @@ KILL_SCRIPT = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
 
     if point == "scatter":  # buckets appended, journal not yet updated
-        real = tk._write_json_atomic
+        real = tk.write_json_atomic
         def journal(path, data):
             if path.name == "scatter.json":
                 die_on(3)
             real(path, data)
-        tk._write_json_atomic = journal
+        tk.write_json_atomic = journal
     elif point == "sort":  # some buckets sorted
         real_sort = tk._sort_job
         def sort(args):

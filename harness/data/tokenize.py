@@ -44,6 +44,7 @@ from harness.config import doc, from_dict
 from harness.data import DEFAULT_SHARD_SEQUENCES, FORMAT_VERSION, MANIFEST_NAME, STATS_NAME, shard_name
 from harness.data.inputs import InputFile, expand_inputs, iter_lines
 from harness.errors import HarnessError
+from harness.pools.io import write_json_atomic
 
 if TYPE_CHECKING:
     import numpy as np
@@ -218,12 +219,6 @@ def _atomic_output(url: str) -> Iterator[Any]:
             yield fh
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, sort_keys=True))
-    os.replace(tmp, path)
-
-
 class _Pool:
     """Ordered parallel map over worker processes (inline when workers == 1), with bounded work in flight."""
 
@@ -363,7 +358,7 @@ class _Scatter:
             s["next_index"] += len(seqs)
             self._pending, self._pending_rows = [], 0
         s["carry"] = self._carry.tolist()
-        _write_json_atomic(self.journal, s)
+        write_json_atomic(self.journal, s)
 
     def finish(self) -> None:
         """Pad the stream's last short sequence, flush, and mark pass 1 done."""
@@ -514,7 +509,7 @@ def _write_shards(shards: list[_Shard], pool: _Pool, seqlen: int, bars: _Bars) -
         blobs = [blob for _ in shard.chunks for blob in next(encoded)]
         with _atomic_output(shard.url) as fh:
             write_tar(fh, blobs, shard.first)
-        _write_json_atomic(shard.marker, {"sequences": len(blobs)})
+        write_json_atomic(shard.marker, {"sequences": len(blobs)})
         bars.update(task, advance=1)
 
 
@@ -563,7 +558,7 @@ def tokenize_shuffle(
         shutil.rmtree(work)  # left by a run with other inputs or settings: nothing in it is reusable
     work.mkdir(parents=True, exist_ok=True)
     if not params.exists():
-        _write_json_atomic(params, {"fingerprint": fingerprint, "buckets": _estimate_buckets(files, seqlen)})
+        write_json_atomic(params, {"fingerprint": fingerprint, "buckets": _estimate_buckets(files, seqlen)})
     n_buckets = json.loads(params.read_text())["buckets"]
     (work / "done").mkdir(exist_ok=True)
     _make_dir(out_dir)

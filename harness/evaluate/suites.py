@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from harness.config import ConfigError, doc, from_dict, read_toml
+from harness.config import ConfigError, check_named_after_file, doc, from_dict, read_toml, shipped_file, shipped_names
 from harness.errors import unknown_name
 from harness.resources import resource_dir
 
@@ -132,7 +132,7 @@ class Suite:
 
 
 def suite_names() -> list[str]:
-    return sorted(p.stem for p in resource_dir("evaluation").glob("*.toml"))
+    return shipped_names("evaluation")
 
 
 def tasks_dir() -> Path:
@@ -140,12 +140,9 @@ def tasks_dir() -> Path:
 
 
 def _read(name: str) -> SuiteFile:
-    path = resource_dir("evaluation") / f"{name}.toml"
-    if not path.is_file():
-        raise unknown_name("suite", name, suite_names())
+    path = shipped_file("evaluation", "suite", name)
     data = from_dict(SuiteFile, read_toml(path), str(path))
-    if data.name != name:
-        raise ConfigError(f"{path}: 'name' is {data.name!r} but the file is named {name!r}")
+    check_named_after_file(path, "name", data.name)
     return data
 
 

@@ -18,9 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import ConfigError, doc, from_dict, read_toml
-from harness.errors import unknown_name
-from harness.resources import harness_home, resource_dir
+from harness.config import check_named_after_file, doc, from_dict, read_toml, shipped_file, shipped_names
+from harness.resources import harness_home
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -92,22 +91,18 @@ class PoolSpec:
 def load_pool_file(path: Path) -> PoolSpec:
     """Load and validate one pool definition; its `id` must equal the file name."""
     spec = from_dict(PoolSpec, read_toml(path), str(path))
-    if spec.id != path.stem:
-        raise ConfigError(f"{path}: 'id' is {spec.id!r} but the file is named {path.stem!r}")
+    check_named_after_file(path, "id", spec.id)
     return spec
 
 
 def pool_names() -> list[str]:
-    return sorted(p.stem for p in resource_dir("pools").glob("*.toml"))
+    return shipped_names("pools")
 
 
 @cache
 def get_pool_spec(pool_id: str) -> PoolSpec:
     """The shipped pool definition `pool_id`; an unknown id answers with the closest known ids."""
-    path = resource_dir("pools") / f"{pool_id}.toml"
-    if not path.is_file():
-        raise unknown_name("pool", pool_id, pool_names())
-    return load_pool_file(path)
+    return load_pool_file(shipped_file("pools", "pool", pool_id))
 
 
 def spec_to_toml_shards(shards: list[dict[str, Any]]) -> str:
