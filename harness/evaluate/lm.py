@@ -17,6 +17,18 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 
 
+class TokenText(str):
+    """Text that arrives already tokenized (DCLM's requests, rendered as llm-foundry renders them): the model scores
+    `ids` as they are instead of re-tokenizing the text, which is kept for logs."""
+
+    ids: tuple[int, ...]
+
+    def __new__(cls, text: str, ids: tuple[int, ...]) -> TokenText:
+        obj = super().__new__(cls, text)
+        obj.ids = tuple(ids)
+        return obj
+
+
 @register_model("harness")
 class HarnessLM(TemplateLM):
     """lm-eval model. Command-line arguments: checkpoint, track, device, batch_size, max_length."""
@@ -76,6 +88,8 @@ class HarnessLM(TemplateLM):
         return self._max_length
 
     def tok_encode(self, string: str, add_special_tokens: bool | None = None, **_: Any) -> list[int]:
+        if isinstance(string, TokenText):
+            return list(string.ids)
         return self.tokenizer.encode(string, add_special_tokens=False).ids
 
     def tok_decode(self, tokens: list[int]) -> str:
@@ -123,6 +137,8 @@ class HarnessLM(TemplateLM):
         return out
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        if requests and all(isinstance(r.args[0], TokenText) for r in requests):  # pre-tokenized: score the ids
+            return self._loglikelihood_tokens([(r.args, list(r.args[0].ids), list(r.args[1].ids)) for r in requests])
         # lm-eval's own tqdm bar would fight the caller's rich display when one is attached.
         return super().loglikelihood(requests, disable_tqdm=disable_tqdm or self.progress is not None)
 

@@ -135,12 +135,15 @@ def evaluate_checkpoint(
     batch_size: int = 32,
     tokenizer_file: str | None = None,
     progress: Progress | None = None,
+    eval_data: str | None = None,
 ) -> EvalResult:
     """Score `checkpoint` on `suite`. Tasks whose data is missing are listed in `missing` (with the reason) and
     make every aggregate that needs them absent; nothing is silently skipped.
 
     `mirror`: a local mirror of the hub datasets (default $HARNESS_EVAL_MIRROR), or for pool suites a folder with
-    the pool's eval files. `tokenizer_file`: a tokenizer.json to use instead of the spec's (offline machines)."""
+    the pool's eval files. `tokenizer_file`: a tokenizer.json to use instead of the spec's (offline machines).
+    `eval_data`: the folder holding DCLM's local_data/ for the DCLM tasks (default $HARNESS_EVAL_DATA, else what
+    `harness eval-data fetch` wrote)."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's tqdm bars would fight the rich progress display
     import lm_eval
     import torch
@@ -160,7 +163,7 @@ def evaluate_checkpoint(
         load_model(info, dev), load_tokenizer(info.tokenizer, path=tokenizer_file), eot_id=info.tokenizer.eot_id,
         pad_id=info.tokenizer.pad_id, max_length=info.shape.context, device=dev, batch_size=batch_size,
     )  # fmt: skip
-    tasks, missing = _run_tasks(lm, spec, _data_root(spec, track, mirror), limit, progress)
+    tasks, missing = _run_tasks(lm, spec, _data_root(spec, track, mirror), limit, progress, eval_data)
     accuracies = {name: t.accuracy for name, t in tasks.items()}
     return EvalResult(
         suite=spec.name, suite_version=spec.version, primary=spec.primary, checkpoint=str(info.weights),
@@ -172,9 +175,12 @@ def evaluate_checkpoint(
 
 
 def _run_tasks(
-    lm: Any, suite: Suite, data_root: Path | None, limit: int | None, progress: Progress | None
+    lm: Any, suite: Suite, data_root: Path | None, limit: int | None, progress: Progress | None,
+    eval_data: str | None = None,
 ) -> tuple[dict[str, TaskResult], dict[str, str]]:
     from harness.evaluate.data import MissingData
+    from harness.evaluate.icl.files import data_root as icl_data_root
+    from harness.evaluate.icl.task import build_icl_tasks
     from harness.evaluate.tasks import build_tasks
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)  # lm-eval logs every task's config choices
@@ -193,7 +199,11 @@ def _run_tasks(
         current = task.name
         tick(0)
         try:
-            built = build_tasks(task, data_root=data_root, fewshot_seed=SEEDS["fewshot"])
+            if task.icl:  # DCLM's task: llm-foundry's requests over DCLM's data files
+                built = build_icl_tasks(task.icl, suite_task=task.name, metric=task.metric, shots=task.shots,
+                                        data_root=icl_data_root(eval_data), tokenizer=lm.tokenizer, first=limit)  # fmt: skip
+            else:
+                built = build_tasks(task, data_root=data_root, fewshot_seed=SEEDS["fewshot"])
         except MissingData as exc:
             missing[task.name] = str(exc)
         else:
@@ -220,20 +230,21 @@ def _evaluate_task(lm: Any, task: SuiteTask, built: list[Any], limit: int | None
         samples = out["samples"][b.name]
         sub_metrics, sub_stderr = _split_metrics(raw)
         if task.metric == "acc_per_token":
-            sub_metrics["acc_per_token"], sub_stderr["acc_per_token"] = _per_token_accuracy(lm, b.task, samples)
+            if not task.icl:  # DCLM's tasks score per token themselves, on the rendered ids
+                sub_metrics["acc_per_token"], sub_stderr["acc_per_token"] = _per_token_accuracy(lm, b.task, samples)
             chances += [1.0 / len(s["arguments"]) for s in samples]
         n_samples += len(samples)
         prefix = f"{b.subtask}/" if b.subtask else ""
         metrics.update({prefix + k: v for k, v in sub_metrics.items()})
         stderr.update({prefix + k: v for k, v in sub_stderr.items()})
         per_sub[b.subtask or task.name] = sub_metrics[task.metric]
-    accuracy = sum(per_sub.values()) / len(per_sub)  # macro average over subtasks (MMLU subjects)
+    accuracy = sum(per_sub.values()) / len(per_sub)  # macro average over subtasks / DCLM's categories
     return TaskResult(
         name=task.name, metric=task.metric, accuracy=accuracy, metrics=metrics, stderr=stderr,
         n_samples=n_samples, shots=task.shots,
         data={(b.subtask or task.name): b.data.to_dict() for b in built},
         chance=sum(chances) / len(chances) if chances else None,
-        subtasks=per_sub if task.subtasks else {},
+        subtasks=per_sub if task.subtasks or len(built) > 1 else {},
     )  # fmt: skip
 
 

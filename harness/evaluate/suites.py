@@ -37,7 +37,15 @@ class SuiteTask:
         "continuation token), 'acc' (lm-eval's: greedy match for language modeling, partial scoring for schema "
         "tasks), 'exact_match' (generation) or 'bits_per_byte' (perplexity tasks, not an accuracy)."
     )
-    yaml: str = doc("lm-eval task YAML under evaluation/tasks/ (complete, or the overrides of lm_eval_base).")
+    yaml: str = doc(
+        "lm-eval task YAML under evaluation/tasks/ (complete, or the overrides of lm_eval_base); '' with icl.",
+        default="",
+    )
+    icl: str = doc(
+        "DCLM task label in evaluation/dclm/heavy.toml: requests rendered from DCLM's data files exactly as "
+        "llm-foundry 0.9.0 renders them (harness/evaluate/icl/); used instead of 'yaml'.",
+        default="",
+    )
     lm_eval_base: str = doc(
         "lm-eval's own task file (relative to lm_eval/tasks/) whose config the YAML overrides; '' = none. "
         "'{subtask}' is replaced by each subtask.",
@@ -54,6 +62,8 @@ class SuiteTask:
     def __post_init__(self) -> None:
         if self.shots < 0:
             raise ValueError(f"task {self.name!r}: 'shots' must be >= 0")
+        if bool(self.yaml) == bool(self.icl):
+            raise ValueError(f"task {self.name!r}: give exactly one of 'yaml' and 'icl'")
         for version, b in self.baselines.items():
             if isinstance(b, bool) or not isinstance(b, int | float) or not 0 <= b < 1:
                 raise ValueError(f"task {self.name!r}: baseline {version!r} must be a fraction in [0, 1), got {b!r}")
@@ -164,11 +174,23 @@ def get_suite(name: str) -> Suite:
     if dupes:
         raise ConfigError(f"{source}: task {dupes[0]!r} is defined twice (check 'include')")
     for t in data.tasks:
-        if not (tasks_dir() / t.yaml).is_file():
+        if t.icl:
+            _check_icl(t, source)
+        elif not (tasks_dir() / t.yaml).is_file():
             raise ConfigError(f"{source}: task {t.name!r}: 'yaml' file evaluation/tasks/{t.yaml} does not exist")
     suite = Suite(name, data.version, data.description, data.primary, tuple(tasks), data.aggregates, groups, data.data)
     _check_aggregates(suite, source)
     return suite
+
+
+def _check_icl(task: SuiteTask, source: str) -> None:
+    from harness.evaluate.icl.spec import icl_tasks
+
+    spec = icl_tasks().get(task.icl)
+    if spec is None:
+        raise ConfigError(f"{source}: task {task.name!r}: 'icl' {task.icl!r} is not in evaluation/dclm/heavy.toml")
+    if spec.num_fewshot != task.shots:
+        raise ConfigError(f"{source}: task {task.name!r}: {task.shots} shots, DCLM uses {spec.num_fewshot}")
 
 
 def _check_aggregates(suite: Suite, source: str) -> None:
