@@ -13,8 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="evaluate only the first N examples of each task (smoke tests)")
     p.add_argument("--out", default="eval.json", help="where to write the results (default: eval.json)")
     p.add_argument("--mirror", help="local dataset mirror (save_to_disk folders; default $HARNESS_EVAL_MIRROR)")
-    p.add_argument("--eval-data", help="folder holding DCLM's local_data/ (default $HARNESS_EVAL_DATA, else what "
-                   "`harness eval-data fetch` downloaded)")
+    p.add_argument("--eval-data", help="folder holding DCLM's local_data/ (default: $HARNESS_EVAL_DATA or fetched)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (default: 32)")
     p.add_argument("--tokenizer-file", help="tokenizer.json to use instead of downloading the track's")

@@ -177,7 +177,7 @@ def evaluate_checkpoint(
 def _run_tasks(
     lm: Any, suite: Suite, data_root: Path | None, limit: int | None, progress: Progress | None,
     eval_data: str | None = None,
-) -> tuple[dict[str, TaskResult], dict[str, str]]:
+) -> tuple[dict[str, TaskResult], dict[str, str]]:  # fmt: skip
     from harness.evaluate.data import MissingData
     from harness.evaluate.icl.files import data_root as icl_data_root
     from harness.evaluate.icl.task import build_icl_tasks
