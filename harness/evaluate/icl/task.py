@@ -79,9 +79,14 @@ def _lm_eval_task(name: str, part: Rendered, metric: str, decode: Callable[[list
         "output_type": "generate_until" if generation else "loglikelihood", "doc_to_text": lambda _doc: "",
         "doc_to_target": lambda _doc: "", "num_fewshot": 0, "target_delimiter": "",
         "metric_list": [{"metric": metric, "aggregation": "mean", "higher_is_better": True}],
+        "process_results": lambda _doc, _results: {},  # (overridden above; set so lm-eval looks up no metric)
         "metadata": {"version": 1.0},
     }  # fmt: skip
-    return DclmTask(config=config)
+    if generation:
+        config["generation_kwargs"] = {"until": list(part.stop_sequences), "max_gen_toks": part.max_new_tokens}
+    task = DclmTask(config=config)
+    task.rendered = part  # what was rendered (tests and logs read it)
+    return task
 
 
 def _correct(part: Rendered, ex: Example, results: list[Any]) -> bool:
