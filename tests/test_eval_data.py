@@ -109,3 +109,21 @@ def test_fetch_command_names_files_the_server_lacks(tmp_path, server, capsys):
     assert (dest / "local_data/world_knowledge/jeopardy_all.jsonl").read_bytes() == (
         REF / "local_data/world_knowledge/jeopardy_all.jsonl"
     ).read_bytes()
+
+
+def test_gpqa_built_as_dclm_builds_it():
+    """DCLM's convert_gpqa: choices [correct, incorrect 1-3] permuted by one random.Random(42) per file."""
+    import json
+    import random
+
+    from harness.evaluate.icl.gpqa import convert
+
+    csv = 'Question,Correct Answer,Incorrect Answer 1,Incorrect Answer 2,Incorrect Answer 3\nq1,c1,a1,b1,d1\n"q, 2",c2,a2,b2,d2\n'
+    rows = [json.loads(line) for line in convert(csv.encode()).decode().splitlines()]
+    rng = random.Random(42)
+    for n, row in enumerate(rows, start=1):
+        order = list(range(4))
+        rng.shuffle(order)
+        original = [f"c{n}", f"a{n}", f"b{n}", f"d{n}"]
+        assert row["choices"] == [original[i] for i in order] and row["choices"][row["gold"]] == f"c{n}"
+    assert [r["query"] for r in rows] == ["q1", "q, 2"]

@@ -60,10 +60,14 @@ def fetch(
     `progress(path, bytes so far, total or None)` is called as bytes arrive."""
     report = FetchReport()
     base = base_url(url)
+    built = []
     for pin in files:
         target = dest / pin.path
         if target.is_file() and check_pin(pin, target.read_bytes()) is None:
             report.present.append(pin.path)
+            continue
+        if pin.built_from:
+            built.append(pin)
             continue
         try:
             resumed = _download(base + pin.path, target, progress and (lambda n, t, p=pin.path: progress(p, n, t)))
@@ -78,7 +82,42 @@ def fetch(
             continue
         part.replace(target)
         (report.resumed if resumed else report.downloaded).append(pin.path)
+    if built:
+        _build_gpqa(built, dest, url and base + "gpqa/dataset.zip", report, progress)
     return report
+
+
+def _build_gpqa(
+    pins: list[DataFile], dest: Path, url: str | None, report: FetchReport,
+    progress: Callable[[str, int, int | None], None] | None,
+) -> None:  # fmt: skip
+    """gpqa_data/ built from DCLM's archive (downloaded, resumably, to <dest>/gpqa/dataset.zip) as DCLM builds it."""
+    from harness.evaluate.icl import gpqa
+
+    archive, zip_path = manifest().gpqa, dest / "gpqa" / "dataset.zip"
+    try:
+        if not (zip_path.is_file() and check_pin(archive, zip_path.read_bytes()) is None):
+            _download(url or archive.url, zip_path, progress and (lambda n, t: progress("gpqa/dataset.zip", n, t)))
+            wrong = check_pin(archive, _part(zip_path).read_bytes())
+            if wrong:
+                _part(zip_path).unlink()
+                raise _Failed(f"DCLM's gpqa archive has {wrong}")
+            _part(zip_path).replace(zip_path)
+    except _Failed as exc:
+        report.failed.update({p.path: str(exc) for p in pins})
+        return
+    outputs = gpqa.build(zip_path.read_bytes())
+    for pin in pins:
+        data = outputs[pin.path]
+        wrong = check_pin(pin, data)
+        if wrong:  # e.g. another pandas parsing the csv differently
+            report.failed[pin.path] = f"built file has {wrong}"
+            continue
+        target = dest / pin.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _part(target).write_bytes(data)
+        _part(target).replace(target)
+        report.downloaded.append(pin.path)
 
 
 class _Failed(Exception):

@@ -28,10 +28,24 @@ class DataFile:
     sha256: str = doc("sha256 of the file's bytes; '' where only the git blob id is known.", default="")
     git_blob: str = doc("The file's git object id in llm-foundry's tree at `commit`.", default="")
     bytes: int = doc("Size in bytes, where known; 0 = unknown.", default=0)
+    built_from: str = doc(
+        "'' = downloaded as is; 'gpqa' = built from the [gpqa] archive as DCLM builds it.", default=""
+    )
 
     def __post_init__(self) -> None:
         if not (self.sha256 or self.git_blob):
             raise ValueError(f"data file {self.path!r}: give 'sha256' or 'git_blob'")
+        if self.built_from not in ("", "gpqa"):
+            raise ValueError(f"data file {self.path!r}: 'built_from' must be '' or 'gpqa'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Archive:
+    """A pinned archive that files are built from."""
+
+    url: str = doc("Where it is downloaded from.")
+    sha256: str = doc("sha256 of its bytes.")
+    git_blob: str = doc("Its git object id in DCLM's repository.", default="")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +55,7 @@ class DataManifest:
     commit: str = doc("llm-foundry commit of the local_data tree (tag v0.9.0).")
     url: str = doc("Base URL the files' paths are appended to.")
     files: tuple[DataFile, ...] = doc("Every pinned file.")
+    gpqa: Archive = doc("DCLM's eval/gpqa/dataset.zip, which gpqa_data/ is built from.")
 
     def file(self, path: str) -> DataFile | None:
         return next((f for f in self.files if f.path == path), None)
@@ -75,7 +90,7 @@ def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
-def check_pin(pin: DataFile, data: bytes) -> str | None:
+def check_pin(pin: DataFile | Archive, data: bytes) -> str | None:
     """None when `data` matches every hash the pin has, else what differs."""
     digest = hashlib.sha256(data).hexdigest()
     if pin.sha256 and digest != pin.sha256:

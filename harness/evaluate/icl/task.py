@@ -54,9 +54,11 @@ def _lm_eval_task(name: str, part: Rendered, metric: str, decode: Callable[[list
         def construct_requests(self, doc: dict[str, Any], ctx: str, **kwargs: Any) -> list[Any]:
             ex = examples[doc["n"]]
             meta = kwargs.get("metadata")
-            out = []
+            out, texts = [], {}  # choices usually share one context: decode it once
             for i, pair in enumerate(ex.pairs):
-                context = TokenText(decode(list(pair.context_ids)), pair.context_ids)
+                if pair.context_ids not in texts:
+                    texts[pair.context_ids] = TokenText(decode(list(pair.context_ids)), pair.context_ids)
+                context = texts[pair.context_ids]
                 if generation:
                     gen = {"until": list(part.stop_sequences), "max_gen_toks": part.max_new_tokens, "do_sample": False}
                     out.append(Instance("generate_until", doc, (context, gen), i, meta))
