@@ -92,7 +92,7 @@ def test_suite_files_are_the_suites_data():
         len(core) == 21 and "local_data/world_knowledge/jeopardy_all.jsonl" in core
     )  # 22 tasks, 2 share hellaswag.jsonl
     assert {f.path for f in suite_files("mmlu")} == {"local_data/world_knowledge/mmlu.jsonl"}
-    assert len(suite_files("extended")) == len(suite_files(None)) == 49
+    assert len(suite_files("extended")) == len(suite_files(None)) == 51  # 49 local_data files + 2 gpqa builds
 
 
 @pytest.mark.skipif(not (REF / "local_data").is_dir(), reason=f"DCLM reference folder {REF} is absent")
