@@ -1,9 +1,10 @@
 """Suites: which tasks a track is scored on, with shots, random baselines, categories and their lm-eval configs.
 
 A suite is data, `evaluation/<id>.toml`, loaded strictly (unknown keys are errors). A suite may `include` other
-suites (extended = core + extra tasks). Each task names an lm-eval task YAML under `evaluation/tasks/` and,
-where lm-eval already defines the task, the lm-eval file it starts from (`lm_eval_base`): our YAML then holds
-only what DCLM does differently, and `why` says what and why.
+suites (extended = core + extra tasks). A task either names DCLM's task (`icl`, a label of
+`evaluation/dclm/heavy.toml`): its requests are rendered from DCLM's data files exactly as llm-foundry 0.9.0
+renders them (`harness.evaluate.icl`); or it names an lm-eval task YAML under `evaluation/tasks/` and, where
+lm-eval already defines the task, the lm-eval file it starts from (`lm_eval_base`) (the sandbox suite).
 """
 
 from __future__ import annotations
