@@ -200,8 +200,9 @@ def _run_tasks(
         tick(0)
         try:
             if task.icl:  # DCLM's task: llm-foundry's requests over DCLM's data files
+                root = icl_data_root(eval_data)
                 built = build_icl_tasks(task.icl, suite_task=task.name, metric=task.metric, shots=task.shots,
-                                        data_root=icl_data_root(eval_data), tokenizer=lm.tokenizer, first=limit)  # fmt: skip
+                                        data_root=root, tokenizer=lm.tokenizer, first=limit)  # fmt: skip
             else:
                 built = build_tasks(task, data_root=data_root, fewshot_seed=SEEDS["fewshot"])
         except MissingData as exc:
