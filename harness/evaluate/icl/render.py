@@ -186,11 +186,8 @@ class _Renderer:
         rng = random.Random(self.t.fewshot_random_seed)
         out = []
         n = len(self.rows)
-        for idx, row in enumerate(self.rows):
-            # the sampler advances for every example, rendered or not
+        for idx, row in enumerate(self.rows[:first]):  # the sampler draws in dataset order: later rows change nothing
             shots = fewshot_indices(n, self.shots, idx, rng) if self.shots > 0 else set()
-            if first is not None and idx >= first:
-                continue
             preamble = self.preamble(shots)
             gold = {"language_modeling": 0, "generation_task_with_answers": None}.get(self.kind, row.get("gold"))
             answers = self.answer_sets[idx] if self.answer_sets else ()
@@ -203,8 +200,8 @@ def render(
     first: int | None = None,
 ) -> list[Rendered]:  # fmt: skip
     """`task` rendered over the data file's `rows` (in file order): one `Rendered` per category (sorted) with
-    `has_categories`, else one. `shots` defaults to DCLM's; `first` renders only each part's first examples (the
-    sampler still runs over all of them, so those examples are the same as in a full rendering)."""
+    `has_categories`, else one. `shots` defaults to DCLM's; `first` renders only each part's first examples, the same
+    as in a full rendering (the sampler draws in dataset order; few-shot examples come from the whole part)."""
     k = task.num_fewshot if shots is None else shots
     if not task.has_categories:
         return [_render_part(task, list(rows), list(range(len(rows))), encode_batch, k, None, first)]
