@@ -273,6 +273,7 @@ def guarded(name: str, fn: Callable[[], list[CheckResult]]) -> list[CheckResult]
     """Run one check; an exception (out of memory included) becomes a failed row, not an aborted run."""
     import torch
 
+    print(f"gpu_check: {name} ...", file=sys.stderr, flush=True)
     try:
         return fn()
     except torch.OutOfMemoryError as exc:
