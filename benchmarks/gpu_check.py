@@ -1,7 +1,7 @@
 """GPU readiness: one command that runs every GPU path of the harness and prints one table (also written as JSON).
 
-    python benchmarks/gpu_check.py                      # about 5 minutes on an H100/H200; refuses without CUDA
-    python benchmarks/gpu_check.py --steps 100 --batch 8 --out gpu_check.json --skip-1b
+    python benchmarks/gpu_check.py                      # ~5 minutes estimated on an H100/H200 (not yet measured)
+    python benchmarks/gpu_check.py --steps 100 --batch 8 --out gpu_check.json --skip big
 
 Checks, all in bf16 autocast with the track's recipe (AdamW, z-loss, clipping, cosine schedule), except that the
 global batch is `--batch` sequences (one micro-batch per step) and the warm-up a tenth of the steps, so that a few
