@@ -73,7 +73,7 @@ def wrap_model(model: Transformer, track: Track, env: Env, *, compile: bool) -> 
     """DDP, or FSDP2 (`fully_shard` per block, then the root) for tracks whose recipe says so, on GPU. FSDP needs a
     process group, which torchrun's processes join; a single process uses it only when its caller started one
     (benchmarks/gpu_check.py does, to check FSDP on one device)."""
-    grouped = env.distributed or torch.distributed.is_initialized()
+    grouped = env.distributed or (torch.distributed.is_available() and torch.distributed.is_initialized())
     fsdp = grouped and track.recipe.sharding == "fsdp" and env.device.type == "cuda"
     if fsdp:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
