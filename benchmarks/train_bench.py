@@ -3,6 +3,12 @@
     python benchmarks/train_bench.py --track nano                       # the track's shape and batch
     python benchmarks/train_bench.py --track nano --threads 1 --steps 20
     python benchmarks/train_bench.py --shape 128,4,4,256 --batch 32     # d_model,layers,heads,context
+    python benchmarks/train_bench.py --track nano --threads 1 --against-loop --rounds 6 --steps 6
+
+`--against-loop` runs the native trainer itself (harness.train.native.Trainer, its shard reader and train_step) and a
+plain eager loop (the same reader, `F.cross_entropy`, AdamW; nothing else) on the same synthetic shards and shape,
+alternately in rounds, and reports tokens per CPU-second of this process (robust when other jobs share the machine):
+the median of each, their ratio, and the spread of the per-round ratios.
 
 Both loops train the same model (same shape, batch, seed) on the same random token batches; the trainer's step adds
 what the recipe needs (z-loss, gradient clipping, the lr schedule, accumulation) and is what `harness train` runs.
@@ -14,7 +20,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +76,57 @@ def measure(track: Track, kind: str, steps: int, warmup: int, compile: bool) -> 
     return track.tokens_per_step / statistics.median(times)
 
 
+def against_loop(track: Track, rounds: int, steps: int, warmup: int) -> None:
+    """Trainer and plain loop alternately (which one goes first alternates too), `steps` steps each per round."""
+    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
+        _against_loop(track, Path(tmp), rounds, steps, warmup)
+
+
+def _against_loop(track: Track, root: Path, rounds: int, steps: int, warmup: int) -> None:
+    from harness.data.loader import ShardStream
+    from harness.data.synthetic import write_synthetic_shards
+    from harness.train import prepare_run
+    from harness.train.native import Trainer, init_env
+
+    batch, seq_len = track.recipe.global_batch, track.model.context + 1
+    data = write_synthetic_shards(root / "data", n_seq=64 * batch, seq_len=seq_len, vocab=track.model.vocab_size)
+    prepare_run(track, str(data), root / "run", device="cpu", compile=False, precision=None)
+    trainer = Trainer(root / "run", init_env("cpu"))
+    trainer_batches = trainer.data.batches(0, batch)
+
+    torch.manual_seed(track.recipe.seed)
+    model = build_model(track)
+    opt = make_optimizer(model, track.recipe)
+    loop_batches = ShardStream(str(data), seq_len=seq_len, seed=track.recipe.seed).batches(0, batch)
+
+    def trainer_once() -> None:
+        trainer.recent.append(trainer.train_step(next(trainer_batches)))  # what Trainer.run does per step
+
+    def loop_once() -> None:
+        plain_step(model, opt, torch.tensor(next(loop_batches)))
+
+    kinds: dict[str, Callable[[], None]] = {"trainer": trainer_once, "loop": loop_once}
+    rates: dict[str, list[float]] = {k: [] for k in kinds}
+    for fn in kinds.values():
+        for _ in range(warmup):
+            fn()
+    for r in range(rounds):
+        for name in _alternate(list(kinds), r):
+            start = time.process_time()
+            for _ in range(steps):
+                kinds[name]()
+            rates[name].append(steps * track.tokens_per_step / (time.process_time() - start))
+    ratios = [t / p for t, p in zip(rates["trainer"], rates["loop"], strict=True)]
+    for name, values in rates.items():
+        print(f"{name:8s} {statistics.median(values):12,.0f} tokens per CPU-second (median of {rounds} rounds)")
+    ratio = statistics.median(rates["trainer"]) / statistics.median(rates["loop"])
+    print(f"trainer / loop: {ratio:.3f}x per CPU-second (per-round ratios {min(ratios):.3f}-{max(ratios):.3f})")
+
+
+def _alternate(names: list[str], round_index: int) -> Iterator[str]:
+    return iter(names if round_index % 2 == 0 else names[::-1])
+
+
 def bench_track(args: argparse.Namespace) -> Track:
     track = get_track(args.track)
     if args.shape:
@@ -89,6 +149,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--compile", action="store_true", help="also measure torch.compile")
     p.add_argument("--only", choices=["plain", "trainer"], help="measure one loop only")
+    p.add_argument("--against-loop", action="store_true", help="the trainer against a plain loop, per CPU-second")
+    p.add_argument("--rounds", type=int, default=6, help="alternating rounds of --against-loop")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -96,6 +158,9 @@ def main() -> None:
     m = track.model
     print(f"shape d={m.d_model} L={m.n_layers} H={m.n_heads} ctx={m.context} V={m.vocab_size} ffn={m.ffn_hidden} "
           f"params={track.n_params:,} batch={track.recipe.global_batch} threads={torch.get_num_threads()}")  # fmt: skip
+    if args.against_loop:
+        against_loop(track, args.rounds, args.steps, args.warmup)
+        return
     for kind in [args.only] if args.only else ["plain", "trainer"]:
         for compiled in [False, True] if args.compile else [False]:
             tps = measure(track, kind, args.steps, args.warmup + (5 if compiled else 0), compiled)

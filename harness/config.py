@@ -44,11 +44,10 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def from_dict(cls: type[T], data: Any, source: str, prefix: str = "") -> T:
     """Build `cls` from `data`, rejecting unknown keys, missing keys and wrong types."""
-    where = f"{source}: {prefix or 'top level'}"
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a table, got {type(data).__name__}")
+        raise ConfigError(f"{source}: {prefix or 'top level'}: expected a table, got {type(data).__name__}")
     hints = _type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = _init_fields(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
@@ -75,12 +74,35 @@ def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)  # resolving string annotations is slow; schemas are loaded many times
 
 
+@functools.cache
+def _init_fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls) if f.init}
+
+
+@functools.cache
+def _origin_args(tp: Any) -> tuple[Any, tuple[Any, ...]]:
+    return typing.get_origin(tp), typing.get_args(tp)
+
+
 def _key(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
 def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    # Plain scalars first: they are most of the values in a record, and the checks below cost far more.
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{source}: {key!r} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {key!r} must be an integer, got {value!r}")
+        return value
+    if tp is str or tp is bool:
+        if not isinstance(value, tp):
+            raise ConfigError(f"{source}: {key!r} must be a {tp.__name__}, got {value!r}")
+        return value
+    origin, args = _origin_args(tp)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, source, key)
     if origin in (typing.Union, types.UnionType):
@@ -109,30 +131,28 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
         return dict(value)
     if tp is Any:
         return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{source}: {key!r} must be a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{source}: {key!r} must be an integer, got {value!r}")
-        return value
-    if tp in (str, bool):
-        if not isinstance(value, tp):
-            raise ConfigError(f"{source}: {key!r} must be a {tp.__name__}, got {value!r}")
-        return value
     raise TypeError(f"unsupported field type {tp!r} for {key}")  # a schema bug, not a user error
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def to_dict(obj: Any) -> Any:
     """A dataclass as plain JSON-compatible data (tuples become lists)."""
+    if type(obj) in _SCALARS:  # most values; the checks below cost far more (10,000 records are written at once)
+        return obj
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {name: to_dict(getattr(obj, name)) for name in _field_names(obj if isinstance(obj, type) else type(obj))}
     if isinstance(obj, list | tuple):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def shipped_names(folder: str) -> list[str]:

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 dev=0; [ "${1:-}" = "--dev" ] && dev=1
 python3 -m venv .venv
 . .venv/bin/activate
-pip install -q --upgrade pip
+# No `pip install --upgrade pip`: the declared ranges resolve with the pip that `python3 -m venv` ships (23.x and
+# later), and CI (.ci/run) installs exactly this way, so an old pip stays a tested path.
 if ! python -c "import torch" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1; then pip install -q "torch>=2.4"; else pip install -q torch==2.13.0; fi
 fi

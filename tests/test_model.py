@@ -141,6 +141,20 @@ def test_z_loss_is_cross_entropy_plus_mean_squared_logsumexp() -> None:
     assert lm_loss(logits, targets, 0.0).item() == pytest.approx(ce.item(), rel=1e-6)
 
 
+def test_z_loss_gradient_is_autograds_of_the_formula() -> None:
+    from harness.train.loss import CrossEntropyZLoss
+
+    torch.manual_seed(0)
+    logits = (4 * torch.randn(6, 13, dtype=torch.float64)).requires_grad_()
+    index = torch.randint(0, 13, (6, 1))
+    assert torch.autograd.gradcheck(lambda x: CrossEntropyZLoss.apply(x, index, 0.3), (logits,))
+    reference = logits.detach().clone().requires_grad_()
+    lse = reference.logsumexp(-1)
+    ((lse - reference.gather(1, index)[:, 0]).mean() + 0.3 * lse.square().mean()).mul(2.5).backward()
+    CrossEntropyZLoss.apply(logits, index, 0.3).mul(2.5).backward()
+    assert torch.allclose(logits.grad, reference.grad, atol=1e-12)
+
+
 def test_load_weights_strips_prefixes_from_pt_and_safetensors(tmp_path) -> None:
     from safetensors.torch import save_file
 

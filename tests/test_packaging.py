@@ -40,3 +40,13 @@ def test_resource_dir_prefers_installed_copy(tmp_path: Path, monkeypatch: pytest
     (tmp_path / "harness" / "_data" / "tracks").mkdir(parents=True)
     assert resources.resource_dir("tracks") == tmp_path / "harness" / "_data" / "tracks"
     assert resources.resource_dir("pools") == tmp_path / "pools"
+
+
+def test_setup_and_ci_install_with_the_venvs_own_pip() -> None:
+    """pip 23 (what `python3 -m venv` ships here) must resolve `.[dev]`: setup never upgrades pip, and CI runs
+    setup in a fresh venv, so the old resolver is what CI exercises (a bare `boto3` range once made it fail)."""
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    commands = [line for line in setup.splitlines() if not line.lstrip().startswith("#")]
+    assert "python3 -m venv .venv" in setup
+    assert not any("pip" in line and "--upgrade" in line for line in commands)
+    assert "./scripts/setup.sh --dev" in (ROOT / ".ci" / "run").read_text()

@@ -16,6 +16,15 @@ import torch.nn.functional as F
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 
+#: Sequences per forward pass when lm-eval asks for "auto".
+DEFAULT_BATCH = 16
+
+
+def _batch(size: int | str) -> int:
+    """lm-eval's --batch_size: a number, or "auto" / "auto:N" (no memory probing here: the default size)."""
+    text = str(size)
+    return DEFAULT_BATCH if text.startswith("auto") else int(text)
+
 
 class TokenText(str):
     """Text that arrives already tokenized (DCLM's requests, rendered as llm-foundry renders them): the model scores
@@ -55,7 +64,7 @@ class HarnessLM(TemplateLM):
         dev = device if device and (torch.cuda.is_available() or not device.startswith("cuda")) else None
         dev = dev or ("cuda" if torch.cuda.is_available() else "cpu")
         self._setup(load_model(info, dev), load_tokenizer(info.tokenizer), info.tokenizer.eot_id,
-                    info.tokenizer.pad_id, int(max_length or info.shape.context), dev, int(batch_size))  # fmt: skip
+                    info.tokenizer.pad_id, int(max_length or info.shape.context), dev, _batch(batch_size))  # fmt: skip
         self.info = info
 
     @classmethod

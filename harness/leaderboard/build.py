@@ -65,6 +65,8 @@ class SiteSummary:
 
 def e(value: Any) -> str:
     """Escape any value for HTML text and attributes."""
+    if type(value) is int or type(value) is float:  # digits need no escaping; a site makes ~170 such calls per entry
+        return str(value)
     return html.escape(str(value), quote=True)
 
 
@@ -130,15 +132,18 @@ def _write_site(tables: list[TrackTable], root: Path, title: str, progress: bool
     for table in tables:
         (root / "records" / table.track).mkdir(parents=True)
     records = [r for t in tables for r in t.records.values()]
+    charts: dict[str, dict[str, str]] = {}
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("entry pages", total=total)
-        _write_entries(records, root, title, lambda n: bar.advance(task, n))
         chart_task = bar.add_task("charts and downloads", total=len(tables))
-        charts = {}
-        for table in tables:
-            charts[table.track] = track_charts(table, root / "charts")
-            write_downloads(table, root / "downloads" / table.track, generated)
-            bar.advance(chart_task)
+
+        def charts_and_downloads() -> None:
+            for table in tables:
+                charts[table.track] = track_charts(table, root / "charts")
+                write_downloads(table, root / "downloads" / table.track, generated)
+                bar.advance(chart_task)
+
+        _write_entries(records, root, title, lambda n: bar.advance(task, n), meanwhile=charts_and_downloads)
     _write_data_js(tables, root / "assets" / "data.js")
     sections = "\n".join(_track_section(t, charts[t.track]) for t in tables)
     nav = " · ".join(f'<a href="#track-{e(t.track)}">{e(t.track)} ({len(t.rows)})</a>' for t in tables)
@@ -251,14 +256,18 @@ def _write_chunk(span: tuple[int, int]) -> int:
     return span[1] - span[0]
 
 
-def _write_entries(records: list[Record], root: Path, title: str, advance: Callable[[int], None]) -> None:
-    """Every entry page and record copy; in forked worker processes for large builds (it is most of the work)."""
+def _write_entries(
+    records: list[Record], root: Path, title: str, advance: Callable[[int], None], meanwhile: Callable[[], None]
+) -> None:
+    """Every entry page and record copy; in forked worker processes for large builds (it is most of the work),
+    while this process runs `meanwhile` (the charts and downloads) instead of waiting; else one after the other."""
     global _FORK_STATE
     workers = _workers(len(records))
     if workers == 1:
         for record in records:
             _write_entry(record, root, title)
             advance(1)
+        meanwhile()
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -268,8 +277,10 @@ def _write_entries(records: list[Record], root: Path, title: str, advance: Calla
     _FORK_STATE = (records, root, title)
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            for done in pool.map(_write_chunk, spans):
-                advance(done)
+            done = pool.map(_write_chunk, spans)  # forks the workers now, before matplotlib is loaded here
+            meanwhile()
+            for count in done:
+                advance(count)
     finally:
         _FORK_STATE = None
 

@@ -70,8 +70,11 @@ def init_env(device: str | None) -> Env:
 
 
 def wrap_model(model: Transformer, track: Track, env: Env, *, compile: bool) -> torch.nn.Module:
-    """DDP, or FSDP2 (`fully_shard` per block, then the root) for tracks whose recipe says so, on GPU."""
-    fsdp = env.distributed and track.recipe.sharding == "fsdp" and env.device.type == "cuda"
+    """DDP, or FSDP2 (`fully_shard` per block, then the root) for tracks whose recipe says so, on GPU. FSDP needs a
+    process group, which torchrun's processes join; a single process uses it only when its caller started one
+    (benchmarks/gpu_check.py does, to check FSDP on one device)."""
+    grouped = env.distributed or (torch.distributed.is_available() and torch.distributed.is_initialized())
+    fsdp = grouped and track.recipe.sharding == "fsdp" and env.device.type == "cuda"
     if fsdp:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
