@@ -188,7 +188,8 @@ def train_open_lm(
     else:
         cmd = [sys.executable, "-m", "open_lm.main", *args]
     start = time.perf_counter()
-    if subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode != 0:
+    # open_lm prints to stdout (e.g. "Saving epoch_1 in ..."): keep the harness's stdout for its own output (--json)
+    if subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=sys.stderr.fileno()).returncode != 0:
         raise HarnessError(
             f"open_lm failed ({' '.join(cmd)}); its log is {out_dir / OPEN_LM_SUBDIR / RUN_NAME / 'out.log'}. "
             "Re-run to resume from its newest checkpoint."
@@ -263,7 +264,10 @@ def map_output(track: Track, data_dir: str, out_dir: Path, *, wall_time_s: float
     ck.write_params(out_dir / "params.txt", params)
     final = torch.load(ckpts[-1], map_location="cpu", weights_only=True)
     r, context = track.recipe, track.model.context
-    points = read_open_lm_log(src / "out.log", global_batch=r.global_batch, context=context)
+    plan_file = out_dir / PLAN_FILE
+    plan = json.loads(plan_file.read_text(encoding="utf-8")) if plan_file.is_file() else None
+    starts = [0, *plan["checkpoint_steps"][:-1]] if plan else None
+    points = read_open_lm_log(src / "out.log", global_batch=r.global_batch, context=context, epoch_starts=starts)
     if not points:
         raise HarnessError(f"{src / 'out.log'} reports no training loss: open_lm did not train")
     log = out_dir / ck.LOG_FILE

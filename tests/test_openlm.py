@@ -59,25 +59,29 @@ def test_missing_open_lm_says_how_to_install(tmp_path: Path, monkeypatch: pytest
         train_open_lm(get_track("nano"), str(tmp_path), tmp_path / "run")
 
 
-# Lines as open_lm 9bb92ef writes them into out.log (a debug run: 2 checkpoints of 32 steps, global batch 16).
+# open_lm 9bb92ef's out.log of a real debug run (open_lm 0.0.34, torch 2.13 CPU): 1,017 sequences in 15 shards, so
+# each checkpoint reads 8 shards (544 sequences); the first ran 33 steps (a worker ran out of shards), the second 31.
 OUT_LOG = """\
-2026-11-30,20:40:01 | INFO | Start epoch 0
-2026-11-30,20:40:02 | INFO | Train Epoch: 0 [ 16/512 (3%)] Loss: 7.717 Data (t): 0.101 Batch (t): 0.052, 39384.6/s, 39384.6/s/gpu LR: 0.000300 Logit Mean: 0.002
-2026-11-30,20:40:03 | INFO | Train Epoch: 0 [336/512 (66%)] Loss: 7.120 Data (t): 0.001 Batch (t): 0.020, 101234./s, 101234./s/gpu LR: 0.002950 Logit Mean: 0.010
-2026-11-30,20:40:03 | INFO | Train Epoch: 0 [512/512 (100%)] Loss: 6.500 Data (t): 0.001 Batch (t): 0.020, 101234./s, 101234./s/gpu LR: 0.002600 Logit Mean: 0.011
-2026-11-30,20:40:04 | INFO | Start epoch 1
-2026-11-30,20:40:04 | INFO | Train Epoch: 1 [ 16/512 (3%)] Loss: 6.400 Data (t): 0.100 Batch (t): 0.050, 39384.6/s, 39384.6/s/gpu LR: 0.002500 Logit Mean: 0.012
-2026-11-30,20:40:05 | INFO | Train Epoch: 1 [512/512 (100%)] Loss: 5.250 Data (t): 0.001 Batch (t): 0.020, 101234./s, 101234./s/gpu LR: 0.000030 Logit Mean: 0.020
+2026-11-30,20:01:36 | INFO | Start epoch 0
+2026-11-30,20:01:36 | INFO | Train Epoch: 0 [ 16/544 (3%)] Loss: 8.139 Data (t): 0.084 Batch (t): 0.452, 4532.69/s, 4532.69/s/gpu LR: 0.000300
+2026-11-30,20:01:41 | INFO | Train Epoch: 0 [336/544 (62%)] Loss: 6.604 Data (t): 0.001 Batch (t): 0.208, 10185.9/s, 10185.9/s/gpu LR: 0.002756
+2026-11-30,20:01:43 | INFO | Start epoch 1
+2026-11-30,20:01:44 | INFO | Train Epoch: 1 [ 16/544 (3%)] Loss: 4.620 Data (t): 0.066 Batch (t): 0.406, 5043.93/s, 5043.93/s/gpu LR: 0.001857
+2026-11-30,20:01:48 | INFO | Train Epoch: 1 [336/544 (62%)] Loss: 3.905 Data (t): 0.001 Batch (t): 0.235, 9511.57/s, 9511.57/s/gpu LR: 0.000324
+2026-11-30,20:01:51 | INFO | Train Epoch: 1 [480/544 (88%)] Loss: 3.645 Data (t): 0.001 Batch (t): 0.239, 7997.85/s, 7997.85/s/gpu LR: 0.000040
 """
 
 
 def test_open_lm_log_becomes_a_curve(tmp_path: Path) -> None:
-    """Global steps from open_lm's per-checkpoint counters: epoch 1's first line is step 33."""
+    """Global steps from open_lm's per-checkpoint counters and where each checkpoint started: the last line is the
+    one open_lm writes at step total - 1 (63)."""
     (tmp_path / "out.log").write_text(OUT_LOG)
-    points = read_open_lm_log(tmp_path / "out.log", global_batch=16, context=128)
-    assert [(p.step, p.loss) for p in points] == [(1, 7.717), (21, 7.12), (32, 6.5), (33, 6.4), (64, 5.25)]
-    assert points[-1].tokens == 64 * 16 * 128
+    points = read_open_lm_log(tmp_path / "out.log", global_batch=16, context=128, epoch_starts=[0, 33])
+    assert [(p.step, p.loss) for p in points] == [(1, 8.139), (21, 6.604), (34, 4.62), (54, 3.905), (63, 3.645)]
+    assert points[-1].tokens == 63 * 16 * 128
     assert read_open_lm_log(tmp_path / "missing.log", global_batch=16, context=128) == []
+    # without the plan an epoch counts as its total (544 / 16 = 34 steps)
+    assert [p.step for p in read_open_lm_log(tmp_path / "out.log", global_batch=16, context=128)] == [1, 21, 35, 55, 64]
 
 
 def test_nano_asks_open_lm_for_192_steps() -> None:
@@ -131,6 +135,7 @@ def _open_lm_run(tmp_path: Path) -> tuple[Path, Path]:
     params = "lr: 0.003\nmodel: model\nmodel_norm: gain_only_lp_layer_norm\nqk_norm: True\nseed: 124\n"
     (src / "params.txt").write_text(params + f"dataset_manifest: ['{data / 'manifest.jsonl'}']\n")
     (src / "out.log").write_text(OUT_LOG)
+    (out / "open_lm_plan.json").write_text(json.dumps({"checkpoint_steps": [33, 64], "total_steps": 64, "passes": 1}))
     return data, out
 
 
@@ -139,12 +144,12 @@ def test_open_lm_output_is_mapped_into_the_run_folder(tmp_path: Path) -> None:
     data, out = _open_lm_run(tmp_path)
     result = map_output(track, str(data), out, wall_time_s=10.0)
     assert result == read_result(out)
-    assert result.final_loss == 5.25 and result.trainer == "open_lm"
+    assert result.final_loss == 3.645 and result.trainer == "open_lm"
     assert result.tokens_seen == track.tokens and result.steps == track.steps == 64
     assert result.passes == pytest.approx(1024 / 2000)
     assert load_weights(result.checkpoint).keys() == build_model(track).state_dict().keys()
     rows = [json.loads(line) for line in Path(result.log).read_text().splitlines()]
-    assert rows[-1] == {"step": 64, "tokens": track.tokens, "loss": 5.25} and len(rows) == 5
+    assert rows[-1] == {"step": 63, "tokens": 63 * 16 * 128, "loss": 3.645} and len(rows) == 5
     params = read_params(out / "params.txt")
     assert json.loads((out / "model.json").read_text())["hidden_dim"] == track.model.d_model
     assert params["model"] == str(out / "model.json") and params["track"] == "debug" and params["lr"] == "0.003"
