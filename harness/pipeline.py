@@ -324,6 +324,7 @@ def build_record(sub: Submission) -> Record:
             "python": platform.python_version(),
             "torch": torch.__version__,
             "lm_eval": getattr(lm_eval, "__version__", ""),
+            "open_lm": tr.get("open_lm", ""),
         },
         "hardware": _hardware(opts.device),
         "seeds": {"train": track.recipe.seed, "shuffle": tok.get("seed", track.recipe.seed), **evaluation["seeds"]},

@@ -77,7 +77,7 @@ class TokenizeStats:
     documents_expanded: int = doc("Documents after expanding `repeat`.")
     text_bytes: int = doc("UTF-8 bytes of document text read (repeats not expanded).")
     shards: int = doc("Shard files written.")
-    shard_sequences: int = doc("Sequences per shard (the last shard may hold fewer).")
+    shard_sequences: int = doc("Sequences per shard (the last one may hold fewer, or the rest too: `merge_rest`).")
     context: int = doc("Training context; stored sequences hold context + 1 ids.")
     seed: int = doc("Seed of the shuffle.")
     tokenizer: str = doc("Tokenizer name.")
@@ -477,8 +477,12 @@ class _Shard:
     chunks: list[list[tuple[str, int, int]]]
 
 
-def _shards(buckets: list[tuple[Path, int]], total: int, per_shard: int, out_dir: str, work: Path) -> list[_Shard]:
-    """Every shard with the slices of the sorted buckets that hold its output positions, chunk by chunk."""
+def _shards(
+    buckets: list[tuple[Path, int]], total: int, per_shard: int, out_dir: str, work: Path, merge_rest: bool = False
+) -> list[_Shard]:
+    """Every shard with the slices of the sorted buckets that hold its output positions, chunk by chunk; with
+    `merge_rest` the last full shard also takes the rest (no shard is shorter than `per_shard` unless it is the
+    only one)."""
     starts = [sum(rows for _, rows in buckets[:i]) for i in range(len(buckets))]
 
     def pieces(lo: int, hi: int) -> list[tuple[str, int, int]]:
@@ -489,8 +493,9 @@ def _shards(buckets: list[tuple[Path, int]], total: int, per_shard: int, out_dir
         ]
 
     shards = []
-    for k in range(math.ceil(total / per_shard)):
-        lo, hi = k * per_shard, min(total, (k + 1) * per_shard)
+    count = max(1, total // per_shard) if merge_rest else math.ceil(total / per_shard)
+    for k in range(count):
+        lo, hi = k * per_shard, total if k == count - 1 else min(total, (k + 1) * per_shard)
         chunks = [pieces(a, min(hi, a + CHUNK_ROWS)) for a in range(lo, hi, CHUNK_ROWS)]
         name = shard_name(k)
         shards.append(_Shard(f"{out_dir.rstrip('/')}/{name}.tar", work / "done" / name, lo, hi - lo, chunks))
@@ -522,6 +527,7 @@ def tokenize_shuffle(
     seed: int,
     workers: int = 1,
     shard_sequences: int = DEFAULT_SHARD_SEQUENCES,
+    merge_rest: bool = False,
     subset_hash: str = "",
     progress: Progress | None = None,
     tokenizer_path: str | None = None,
@@ -533,7 +539,8 @@ def tokenize_shuffle(
     Resumable: re-running the same call after a crash reuses the finished work and writes identical bytes; a
     finished `out_dir` (its stats.json names the same fingerprint) is returned at once. `work_dir` (local disk,
     about the size of the output uncompressed) defaults to `out_dir/_work`, or a folder under the harness cache
-    for remote outputs. `tokenizer_path` overrides where a hub tokenizer is read from.
+    for remote outputs. `tokenizer_path` overrides where a hub tokenizer is read from. `merge_rest`: the last shard
+    holds the rest too instead of a short shard of its own (harness.data.shard_plan: open_lm's loader).
     """
     from harness.tokenizer import resolve_tokenizer_file, tokenizer_sha256
 
@@ -546,7 +553,7 @@ def tokenize_shuffle(
     fingerprint = hashlib.sha256(
         json.dumps(
             [FORMAT_VERSION, [(f.url, f.size) for f in files], sha, tokenizer_spec.eot_id, tokenizer_spec.pad_id,
-             context, seed, shard_sequences, subset_hash],
+             context, seed, shard_sequences, subset_hash] + ([True] if merge_rest else []),
         ).encode()
     ).hexdigest()  # fmt: skip
     done = _existing_stats(out_dir, fingerprint)
@@ -574,15 +581,13 @@ def tokenize_shuffle(
                 _scatter(files, scatter, pool, tokenizer_spec.eot_id, bars)
             buckets = _sort_buckets(scatter, work, pool, bars)
             total = scatter.state["next_index"]
-            shards = _shards(buckets, total, shard_sequences, out_dir, work)
+            shards = _shards(buckets, total, shard_sequences, out_dir, work, merge_rest)
             _write_shards(shards, pool, seqlen, bars)
         finally:
             pool.close()
 
     manifest = "".join(
-        json.dumps({"shard": shard_name(k), "num_sequences": len(range(k * shard_sequences, total)[:shard_sequences])})
-        + "\n"
-        for k in range(len(shards))
+        json.dumps({"shard": shard_name(k), "num_sequences": shard.rows}) + "\n" for k, shard in enumerate(shards)
     )
     with _atomic_output(f"{out_dir.rstrip('/')}/{MANIFEST_NAME}") as fh:
         fh.write(manifest.encode())
@@ -624,9 +629,12 @@ def tokenize_for_track(
     tokenizer_path: str | None = None,
     work_dir: str | None = None,
 ) -> TokenizeStats:
-    """`tokenize_shuffle` with the track's tokenizer, context and seed (the recipe's seed orders the data)."""
+    """`tokenize_shuffle` with the track's tokenizer, context and seed (the recipe's seed orders the data), in shards
+    sized for open_lm's loader (harness.data.shard_plan: DCLM's 8192 sequences on the DCLM tracks)."""
+    from harness.data.shard_plan import merges_rest, shard_sequences_for
+
     return tokenize_shuffle(
         inputs, out_dir, tokenizer_spec=track.tokenizer, context=track.model.context, seed=track.recipe.seed,
         workers=workers, subset_hash=subset_hash, progress=progress, tokenizer_path=tokenizer_path,
-        work_dir=work_dir,
+        work_dir=work_dir, shard_sequences=shard_sequences_for(track), merge_rest=merges_rest(track),
     )  # fmt: skip

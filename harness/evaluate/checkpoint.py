@@ -82,11 +82,12 @@ def resolve_checkpoint(
     params = read_params(params_file) if params_file else {}
     if track is None and params.get("track"):
         track = get_track(params["track"])
+    if track is None:  # open_lm's own run folder: its model JSON, and the tokenizer of the data it trained on
+        shape = _shape_from_params(params, params_file, weights)
+        spec = tokenizer or _data_tokenizer(params) or TokenizerSpec(name=NEOX, source="hub", eot_id=0, pad_id=1)
+        track = _track_of(shape, spec)
     if track is not None:
         shape, spec = track.model, tokenizer or track.tokenizer
-    else:
-        shape = _shape_from_params(params, params_file, weights)
-        spec = tokenizer or TokenizerSpec(name=params.get("tokenizer") or NEOX, source="hub", eot_id=0, pad_id=1)
     epoch = _read_epoch(weights)
     return CheckpointInfo(weights, shape, spec, track.name if track else None, epoch, params)
 
@@ -100,11 +101,7 @@ def _shape_from_params(params: dict[str, str], params_file: Path | None, weights
             f"{weights}: cannot tell the model shape: no params.txt with 'track' or 'model' beside it; "
             "pass --track NAME"
         )
-    json_path = Path(model)
-    if not json_path.is_absolute() and params_file is not None and not json_path.is_file():
-        json_path = params_file.parent / model
-    if not json_path.is_file():
-        raise UsageError(f"{params_file}: model config {model} not found; pass --track NAME or fix the path")
+    json_path = _model_json(model, params_file)
     try:
         config = json.loads(json_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -114,6 +111,81 @@ def _shape_from_params(params: dict[str, str], params_file: Path | None, weights
     if qk is not None:
         extra["qk_norm"] = qk
     return shape_from_open_lm_config(config, extra)
+
+
+def _model_json(model: str, params_file: Path | None) -> Path:
+    """The model JSON that params.txt's `model` names: a path, or a name as open_lm writes it (the stem of the
+    JSON it was given, or one of its built-in configs): `<name>.json` in the run folder or the two folders above it
+    (the harness keeps `model.json` in the training folder holding `open_lm/<run>/`), else open_lm's own."""
+    path = Path(model)
+    if path.is_file():
+        return path
+    folders = list(params_file.parents[:3]) if params_file is not None else []
+    candidates = [f / model for f in folders] if path.suffix == ".json" else [f / f"{model}.json" for f in folders]
+    builtin = _open_lm_configs()
+    if builtin is not None:
+        candidates.append(builtin / f"{path.stem}.json")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    where = ", ".join(str(c) for c in candidates) or "nowhere (no params.txt)"
+    hint = "" if builtin is not None else "; open_lm is not installed, so its built-in configs are not available"
+    raise UsageError(f"{params_file}: model config {model!r} not found (looked at {where}{hint}); pass --track NAME")
+
+
+def _open_lm_configs() -> Path | None:
+    """open_lm's built-in model configs (`open_lm/model_configs/`), found without importing open_lm."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_lm")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model_configs"
+    return folder if folder.is_dir() else None
+
+
+def _data_tokenizer(params: dict[str, str]) -> TokenizerSpec | None:
+    """The tokenizer named by params.txt, else by the stats.json of the tokenized data that open_lm's
+    `dataset_manifest` points at (data written by `harness tokenize`)."""
+    import ast
+
+    from harness.tracks import TokenizerSpec
+
+    if params.get("tokenizer"):
+        name, sha, eot, pad = (
+            params["tokenizer"],
+            params.get("tokenizer_sha256", ""),
+            params.get("eot_id", "0"),
+            params.get("pad_id", "1"),
+        )
+    else:
+        try:
+            manifests = ast.literal_eval(params.get("dataset_manifest", "None"))
+        except (ValueError, SyntaxError):
+            return None
+        manifest = manifests[0] if isinstance(manifests, list) and manifests else manifests
+        stats = Path(str(manifest)).parent / "stats.json" if isinstance(manifest, str) else None
+        if stats is None or not stats.is_file():
+            return None
+        data = json.loads(stats.read_text(encoding="utf-8"))
+        name, sha, eot, pad = data["tokenizer"], data.get("tokenizer_sha256", ""), data["eot_id"], data["pad_id"]
+    return TokenizerSpec(name=name, source=_tokenizer_source(name), eot_id=int(eot), pad_id=int(pad), sha256=sha)
+
+
+def _tokenizer_source(name: str) -> str:
+    from harness.tracks import all_tracks
+
+    sources = {t.tokenizer.name: t.tokenizer.source for t in all_tracks()}
+    return sources.get(name, "hub")
+
+
+def _track_of(shape: ModelShape, tokenizer: TokenizerSpec) -> Track | None:
+    """The shipped track with this model shape and tokenizer, when exactly one has them (its suite and pool are then
+    the ones to evaluate on); None otherwise."""
+    from harness.tracks import all_tracks
+
+    same = [t for t in all_tracks() if t.model == shape and t.tokenizer.name == tokenizer.name]
+    return same[0] if len(same) == 1 else None
 
 
 def _read_epoch(weights: Path) -> int | None:

@@ -35,10 +35,11 @@ class TrainResult:
     log: str
     trainer: str
     resumed_from: str | None
+    open_lm: str = ""  # open_lm's version (and git commit) when open_lm trained
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainResult:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 class TrainingPending(HarnessError):
@@ -78,7 +79,7 @@ def train(
     if trainer == "open_lm":
         from harness.openlm import train_open_lm
 
-        return train_open_lm(track, data_dir, out, nproc=nproc, nodes=nodes, launcher=launcher)
+        return train_open_lm(track, data_dir, out, nproc=nproc, nodes=nodes, launcher=launcher, device=device)
     if trainer != "native":
         raise UsageError(f"unknown trainer {trainer!r}: use 'native' or 'open_lm'")
     prepare_run(track, data_dir, out, device=device, compile=compile, precision=precision)
