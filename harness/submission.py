@@ -110,19 +110,25 @@ def is_deletion(original: str, edited: str) -> bool:
     The greedy subsequence match (each character at its earliest possible place) is exact; long runs that
     match in place are consumed with slice comparisons, so line and substring deletions cost a few C calls.
     """
+    return len(edited) <= len(original) and _not_deleted_at(original, edited) is None
+
+
+def _not_deleted_at(original: str, edited: str) -> int | None:
+    """The first character of `edited` that the greedy match cannot place in `original` (None: all placed).
+    At most len(original) + 1 steps, whatever the length of `edited`."""
     n = len(edited)
-    if n > len(original):
-        return False
     i = j = 0
     while i < n:
         run = _common_run(edited, i, original, j)
         i, j = i + run, j + run
         if i == n:
-            return True
+            return None
         j = original.find(edited[i], j)
         if j < 0:
-            return False
-    return True
+            return i
+        j += 1
+        i += 1
+    return None
 
 
 def _common_run(a: str, i: int, b: str, j: int) -> int:
@@ -289,8 +295,8 @@ class _Scan:
         self.b_ids.append(doc_id)
         self.b_loc.append(loc)
         self.b_extra[pos] = (repeat, kind, digest, *spool_at)
-        if text is not None and self.tokenizer is not None:
-            self.b_texts.append((pos, text))
+        if kind == _EXTERNAL and self.tokenizer is not None:  # an edited text is counted once it is known to
+            self.b_texts.append((pos, text))  # be a deletion (so never longer than its pool document)
             self.b_text_bytes += len(text)
         return None
 
@@ -419,7 +425,9 @@ def _resolve(scan: _Scan, e: dict[str, np.ndarray], progress: Progress) -> None:
             if e["kind"][k] == _POOL:
                 pending.append((int(k), original))
                 continue
-            _check_edit(scan, e, int(k), original)
+            text = _check_edit(scan, e, int(k), original)
+            if text is not None and scan.tokenizer is not None:
+                pending.append((int(k), text))
         if len(pending) >= 1024:
             _count_pending(scan, e, pending)
         progress.advance(job)
@@ -427,7 +435,8 @@ def _resolve(scan: _Scan, e: dict[str, np.ndarray], progress: Progress) -> None:
     progress.remove_task(job)
 
 
-def _check_edit(scan: _Scan, e: dict[str, np.ndarray], k: int, original: str) -> None:
+def _check_edit(scan: _Scan, e: dict[str, np.ndarray], k: int, original: str) -> str | None:
+    """Check a given text against its pool text; returns the text when it is accepted."""
     text = _spooled(scan.spool, int(e["soff"][k]), int(e["slen"][k]))
     loc = int(e["loc"][k])
     if text == original:
@@ -438,18 +447,17 @@ def _check_edit(scan: _Scan, e: dict[str, np.ndarray], k: int, original: str) ->
     elif not is_deletion(original, text):
         scan.problem(loc, "not-a-deletion", _first_difference(original, text))
         e["valid"][k] = False
+    return text if e["valid"][k] else None
 
 
 def _first_difference(original: str, text: str) -> str:
     """Where a text stops being a deletion of the original, for the report."""
-    j = 0
-    for i, ch in enumerate(text):
-        found = original.find(ch, j)
-        if found < 0:
-            snippet = text[max(0, i - 20) : i + 20]
-            return f'"text" is not the pool text with characters deleted: {ch!r} at character {i} ({snippet!r}) is added or moved'
-        j = found + 1
-    return '"text" is not the pool text with characters deleted'
+    i = _not_deleted_at(original, text)
+    if i is None:
+        return '"text" is not the pool text with characters deleted'
+    snippet = text[max(0, i - 20) : i + 20]
+    return (f'"text" is not the pool text with characters deleted: {text[i]!r} at character {i} ({snippet!r}) is '
+            "added or moved")  # fmt: skip
 
 
 def _count_pending(scan: _Scan, e: dict[str, np.ndarray], pending: list[tuple[int, str]]) -> None:
