@@ -4,7 +4,7 @@ The same rules hold for `harness submit`'s options (checked when `SubmitOptions`
 refused before validation, not after training) and for a stored record's `submission` block. The text itself is
 never interpreted: the terminal prints it with markup off (see `plain`), the site escapes it.
 
-Refused: control characters (a newline or tab is allowed in a description only), bidirectional overrides and
+Refused: control characters (newlines and tabs are allowed in a description only), bidirectional overrides and
 isolates (U+202A-U+202E, U+2066-U+2069, and the marks U+200E, U+200F, U+061C: they make text display in another
 order than it is stored), lone surrogates, over-long fields, and links that are not http(s) URLs with a host.
 """
@@ -30,7 +30,7 @@ def text_problem(field: str, value: object, *, multiline: bool = False) -> str |
     for i, ch in enumerate(value):
         if ch in _BIDI:
             return f"{field} holds the bidirectional control U+{ord(ch):04X} at character {i}; remove it"
-        if multiline and ch in "\n\t":
+        if multiline and ch in "\n\r\t":
             continue
         category = unicodedata.category(ch)
         if category == "Cc" or ch in "\u2028\u2029":

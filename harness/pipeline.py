@@ -307,8 +307,13 @@ def _curve(log: Path) -> list[list[float]]:
 
     points = []
     if log.is_file():
-        for line in log.read_text().splitlines():
-            row = json.loads(line)
+        for number, line in enumerate(log.read_text().splitlines(), 1):
+            try:
+                row = json.loads(line)
+            except ValueError:  # training repairs its log when it resumes; a log damaged otherwise is refused
+                raise HarnessError(
+                    f"{log}, line {number}: not a JSON row; delete {log.parent} and re-run to train again"
+                ) from None
             if "loss" in row and "step" in row:
                 points.append([row["step"], row.get("tokens", row.get("tokens_seen", 0)), row["loss"]])
     return downsample_curve(points)

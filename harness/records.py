@@ -322,6 +322,8 @@ class Record:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RecordError(f"{source}: not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise RecordError(f"{source}: not valid JSON: nested too deeply to parse") from None
         return cls.from_data(data, source)
 
 

@@ -348,6 +348,8 @@ def test_record_fields_are_exact() -> None:
         mutate(bad)
         with pytest.raises(RecordError, match="sha256|submission"):
             Record.from_data(bad, f"<{key}>")
+    with pytest.raises(RecordError, match="nested too deeply"):
+        Record.from_json("[" * 100_000, "<deep>")
 
 
 # ------------------------------------------------------------------------------------------ writers' leftovers
