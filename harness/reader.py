@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -127,6 +128,8 @@ def expand(spec: str | os.PathLike[str], storage_options: dict[str, Any] | None 
             raise UsageError(f"{text}: not a .jsonl, .jsonl.gz or .jsonl.zst file")
         if not os.path.exists(local):  # a dangling or looping symlink
             return Expansion((), (), (_stat_failure(local),))
+        if not os.path.isfile(local):
+            return Expansion((), (), (InputError(local, "not a regular file", "point the input at a file"),))
         return Expansion((local,))
     return _expand_glob(text, storage_options)
 
@@ -157,6 +160,8 @@ def _expand_local_dir(root: str) -> Expansion:
                 skipped.append(path)
             elif not os.path.exists(path):
                 unreadable.append(_stat_failure(path))
+            elif not os.path.isfile(path):
+                unreadable.append(InputError(path, "not a regular file", "point the input at a file"))
             else:
                 files.append(path)
         # os.walk lists a looping or dangling symlink among the names when it cannot stat it; a symlink to a
@@ -307,12 +312,22 @@ def open_stream(url: str, storage_options: dict[str, Any] | None = None) -> Iter
     """
     import fsspec
 
+    local = "://" not in url or url.startswith("file://")
     try:
-        raw = fsspec.open(url, "rb", **store_options(url, storage_options)).open()
+        if local:
+            path = url.removeprefix("file://")
+            if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, /dev/zero never end
+                raise InputError(url, "not a regular file", "point the input at a file")
+            raw = open(path, "rb", buffering=_RAW_BLOCK)  # noqa: SIM115 - closed below
+        else:
+            raw = fsspec.open(url, "rb", **store_options(url, storage_options)).open()
     except Exception as exc:  # any failure here means the input cannot be read
         raise describe_failure(url, exc) from None
     with raw:
-        yield io.BufferedReader(_Decoded(url, raw), _RAW_BLOCK)
+        if local and compression_of(url) is None:
+            yield raw  # the C reader: a local file's lines need no decoding layer
+        else:
+            yield io.BufferedReader(_Decoded(url, raw), _RAW_BLOCK)
 
 
 def loads(line: bytes | str) -> Any:

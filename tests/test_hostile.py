@@ -250,6 +250,18 @@ CASES = [
     ),
     Case("folder symlink loop (valid)", _dir({"a.jsonl": _lines, "sub/up": ".."}), 0, ("VALID",)),
     Case("symlinked file (valid)", _dir({"real/a.jsonl": _lines, "b.jsonl": "real/a.jsonl"}), 0, ("duplicate-id",)),
+    Case(
+        "symlink to /dev/zero",
+        _dir({"a.jsonl": _lines, "zero.jsonl": "/dev/zero"}),
+        1,
+        ("zero.jsonl", "not a regular file"),
+    ),
+    Case(
+        "named pipe",
+        lambda tmp, ids: (os.mkfifo(tmp / "pipe.jsonl"), tmp / "pipe.jsonl")[1],
+        1,
+        ("pipe.jsonl", "not a regular file"),
+    ),
     # names that look like markup are printed as typed
     Case("markup in the path", _file("[/]x.jsonl", lambda ids: b'{"id": 5}\n'), 1, ("[/]x.jsonl:1", "wrong-type")),
 ]

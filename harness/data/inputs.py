@@ -51,7 +51,8 @@ def iter_lines(file: InputFile, *, skip: int = 0) -> Iterator[tuple[int, bytes, 
     number = 0
     try:
         with open_stream(file.url) as stream:
-            decoded = stream.raw  # its `consumed`: stored bytes read so far, for progress
+            decoded = stream.raw  # stored bytes read so far, for progress: `consumed` of a decoded stream
+            stored = (lambda: decoded.consumed) if hasattr(decoded, "consumed") else stream.tell
             tail: list[bytes] = []  # pieces of a line longer than a block, joined once its end arrives
             while block := stream.read(_BLOCK):
                 if b"\n" not in block:
@@ -61,7 +62,7 @@ def iter_lines(file: InputFile, *, skip: int = 0) -> Iterator[tuple[int, bytes, 
                 if tail:
                     lines[0] = b"".join([*tail, lines[0]])
                 tail = [lines.pop()]
-                position = decoded.consumed
+                position = stored()
                 for line in lines:
                     number += 1
                     if number > skip:
@@ -70,6 +71,6 @@ def iter_lines(file: InputFile, *, skip: int = 0) -> Iterator[tuple[int, bytes, 
             if last:
                 number += 1
                 if number > skip:
-                    yield number, last, decoded.consumed
+                    yield number, last, stored()
     except InputError as exc:
         raise HarnessError(f"{exc.url}, after line {number}: {exc.message()}") from None
