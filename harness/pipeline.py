@@ -67,7 +67,9 @@ class SubmitOptions:
 
     def __post_init__(self) -> None:
         from harness.fields import submission_problems
+        from harness.tracks import get_track
 
+        get_track(self.track)  # an unknown track is a usage error before anything is shown or done
         problems = submission_problems(
             name=self.display_name, authors=self.authors, description=self.description, link=self.link,
             name_required=True,
@@ -486,11 +488,13 @@ def make_progress(console: Any) -> Progress:
 def submit_with_display(opts: SubmitOptions, console: Any) -> SubmitResult | None:
     """`submit` under one rich display: a line per stage, each component's progress bars beneath it.
     Returns None when the subset is invalid (its report has been printed)."""
+    from rich.markup import escape
+
     from harness.submission import render_report
 
     names = [*STAGES[: 3 if opts.skip_evaluate else 5], *(["leaderboard"] if opts.leaderboard else [])]
     with make_progress(console) as progress:
-        overall = progress.add_task(f"[bold]submit[/] {opts.track}: starting", total=len(names))
+        overall = progress.add_task(f"[bold]submit[/] {escape(opts.track)}: starting", total=len(names))
 
         def on_stage(stage: str) -> None:
             done = names.index(stage)

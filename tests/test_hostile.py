@@ -320,13 +320,14 @@ def test_long_line_is_one_problem(ids: list[str], tmp_path: Path, capsys) -> Non
         ("--author", "abc\u202edcb", "bidirectional"),
         ("--description", "line\x00", "control character"),
         ("--name", "n" * 500, "at most"),
+        ("--track", "[/]", "unknown track"),
     ],
 )
 def test_submission_fields_are_checked_before_any_work(option, value, says, tmp_path: Path, ids, capsys) -> None:
     subset = tmp_path / "s.jsonl"
     subset.write_bytes(_lines(ids))
     run_dir = tmp_path / "runs"
-    code = main(["submit", "--track", TRACK, str(subset), option, value, "--run-dir", str(run_dir)])
+    code = main(["submit", "--track", TRACK, str(subset), option, value, "--run-dir", str(run_dir)])  # last wins
     err = capsys.readouterr().err
     assert code == 2 and says in " ".join(err.split())
     assert not run_dir.exists()  # refused before validation, let alone training
