@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from harness import __version__
 from harness.config import doc, to_dict
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
 from harness.pools.io import write_json_atomic
 
 if TYPE_CHECKING:
@@ -64,6 +64,23 @@ class SubmitOptions:
     workers: int = doc("Processes for tokenization.", default=1)
     device: str | None = doc("Training/evaluation device (default: cuda when available, else cpu).", default=None)
     skip_evaluate: bool = doc("Stop after training (no evaluation and no record).", default=False)
+
+    def __post_init__(self) -> None:
+        from harness.fields import submission_problems
+        from harness.tracks import get_track
+
+        get_track(self.track)  # an unknown track is a usage error before anything is shown or done
+        problems = submission_problems(
+            name=self.display_name, authors=self.authors, description=self.description, link=self.link,
+            name_required=True,
+        )  # fmt: skip
+        if problems:  # refused before any work starts, not after training
+            raise UsageError("the submission's fields are not acceptable: " + "; ".join(problems))
+
+    @property
+    def display_name(self) -> str:
+        """The entry's name on the leaderboard: --name, else the subset's file name."""
+        return self.name or Path(self.subset.rstrip("/")).name
 
 
 @dataclass
@@ -133,16 +150,24 @@ def run_stage(
 # ------------------------------------------------------------------------------------------------ stages
 
 
-def fingerprint(subset: str) -> str:
-    """sha256 over the subset's files (names relative to the input and bytes): finds an earlier validation."""
+def fingerprint(subset: str) -> str | None:
+    """sha256 over the subset's files (names relative to the input and bytes): finds an earlier validation.
+    None when a file cannot be read (validation then reports it)."""
     from harness.pools.io import expand_inputs, open_raw
+    from harness.reader import InputError, describe_failure
 
     h = hashlib.sha256()
-    for url in expand_inputs(subset):
-        h.update(os.path.basename(url).encode() + b"\0")
-        with open_raw(url) as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
+    try:
+        for url in expand_inputs(subset):
+            h.update(os.path.basename(url).encode() + b"\0")
+            try:
+                with open_raw(url) as fh:
+                    while chunk := fh.read(1 << 20):
+                        h.update(chunk)
+            except Exception as exc:  # any failure here means the input cannot be read
+                raise describe_failure(url, exc) from None
+    except InputError:
+        return None
     return h.hexdigest()
 
 
@@ -158,12 +183,15 @@ def _validate(opts: SubmitOptions, track: Track, progress: Progress | None) -> t
 
 def prepare(opts: SubmitOptions, progress: Progress | None = None) -> Submission:
     """Validate (or find an earlier validation of the same bytes) and open the entry's run folder."""
+    from harness.leftovers import sweep_tree
     from harness.tracks import get_track
 
     track = get_track(opts.track)
     root = Path(opts.run_dir) / track.name
-    known = root / "_inputs" / f"{fingerprint(opts.subset)}-{track.sha256[:16]}.json"
-    if known.is_file():
+    sweep_tree(root)  # temporary files of killed runs (live runs' files are left alone)
+    print_ = fingerprint(opts.subset)
+    known = root / "_inputs" / f"{print_}-{track.sha256[:16]}.json"
+    if print_ and known.is_file():
         entry = json.loads(known.read_text())["entry_id"]
         sub = Submission(opts, track, root / entry, entry)
         if read_marker(sub.stage_dir("validate")) is not None:
@@ -172,8 +200,9 @@ def prepare(opts: SubmitOptions, progress: Progress | None = None) -> Submission
     sub = Submission(opts, track, root / entry, entry)
     sub.stage_dir("validate").mkdir(parents=True, exist_ok=True)
     write_json_atomic(sub.stage_dir("validate") / "report.json", report.to_dict())
-    known.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(known, {"entry_id": entry, "subset": opts.subset})
+    if print_:
+        known.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(known, {"entry_id": entry, "subset": opts.subset})
     return sub
 
 
@@ -280,8 +309,13 @@ def _curve(log: Path) -> list[list[float]]:
 
     points = []
     if log.is_file():
-        for line in log.read_text().splitlines():
-            row = json.loads(line)
+        for number, line in enumerate(log.read_text().splitlines(), 1):
+            try:
+                row = json.loads(line)
+            except ValueError:  # training repairs its log when it resumes; a log damaged otherwise is refused
+                raise HarnessError(
+                    f"{log}, line {number}: not a JSON row; delete {log.parent} and re-run to train again"
+                ) from None
             if "loss" in row and "step" in row:
                 points.append([row["step"], row.get("tokens", row.get("tokens_seen", 0)), row["loss"]])
     return downsample_curve(points)
@@ -304,7 +338,7 @@ def build_record(sub: Submission) -> Record:
         "entry_id": sub.entry_id,
         "created_at": now_iso(),
         "submission": {
-            "name": opts.name or Path(opts.subset.rstrip("/")).name,
+            "name": opts.display_name,
             "authors": list(opts.authors),
             "description": opts.description,
             "link": opts.link,
@@ -455,11 +489,13 @@ def make_progress(console: Any) -> Progress:
 def submit_with_display(opts: SubmitOptions, console: Any) -> SubmitResult | None:
     """`submit` under one rich display: a line per stage, each component's progress bars beneath it.
     Returns None when the subset is invalid (its report has been printed)."""
+    from rich.markup import escape
+
     from harness.submission import render_report
 
     names = [*STAGES[: 3 if opts.skip_evaluate else 5], *(["leaderboard"] if opts.leaderboard else [])]
     with make_progress(console) as progress:
-        overall = progress.add_task(f"[bold]submit[/] {opts.track}: starting", total=len(names))
+        overall = progress.add_task(f"[bold]submit[/] {escape(opts.track)}: starting", total=len(names))
 
         def on_stage(stage: str) -> None:
             done = names.index(stage)
@@ -484,14 +520,16 @@ def submit_with_display(opts: SubmitOptions, console: Any) -> SubmitResult | Non
 def render_summary(result: SubmitResult, console: Any) -> None:
     from rich.table import Table
 
+    from harness.fields import plain
+
     if result.skipped:
         console.print(f"Reused finished stages: {', '.join(result.skipped)} (same subset and track).")
-    console.print(f"Entry [bold]{result.entry_id}[/] in {result.run_dir}")
+    console.print(f"Entry [bold]{result.entry_id}[/] in {plain(str(result.run_dir))}")
     record = result.record
     if record is None:
         console.print("Evaluation skipped (--skip-evaluate); re-run without it to score and record the entry.")
         return
-    table = Table(title=f"{record.submission.name} on {record.track.name}")
+    table = Table(title=f"{plain(record.submission.name)} on {record.track.name}")  # user text is never markup
     table.add_column("aggregate")
     table.add_column("value", justify="right")
     table.add_column("version")
@@ -504,6 +542,6 @@ def render_summary(result: SubmitResult, console: Any) -> None:
     console.print(
         f"trained {t.tokens_seen:,} tokens ({t.passes:.2f} passes) in {t.wall_time_s:.0f} s, final loss {t.final_loss:.3f}"
     )
-    console.print(f"record: {result.run_dir / 'record' / 'record.json'}")
+    console.print(f"record: {plain(str(result.run_dir / 'record' / 'record.json'))}")
     if result.site:
-        console.print(f"leaderboard: {Path(result.site).resolve() / 'index.html'}")
+        console.print(f"leaderboard: {plain(str(Path(result.site).resolve() / 'index.html'))}")

@@ -83,10 +83,13 @@ class Submission:
     link: str = doc("http(s) URL of the code or paper ('' = none).", default="")
 
     def __post_init__(self) -> None:
-        if not self.name.strip():
-            raise ValueError("'submission.name' must not be empty")
-        if self.link and not re.match(r"^https?://", self.link):
-            raise ValueError(f"'submission.link' must start with http:// or https://, got {self.link!r}")
+        from harness.fields import submission_problems
+
+        problems = submission_problems(
+            name=self.name, authors=self.authors, description=self.description, link=self.link, name_required=True
+        )
+        if problems:
+            raise ValueError(f"'submission': {problems[0]}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +99,10 @@ class TrackRef:
     name: str = doc("Track name (tracks/<name>.toml).")
     version: int = doc("Track version at the time of the run.")
     sha256: str = doc("Track.sha256: hash of the track's canonical JSON.")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sha256, str) or not _HEX64.fullmatch(self.sha256):
+            raise ValueError(f"'track.sha256' must be 64 lowercase hex digits, got {self.sha256!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,10 +255,10 @@ class Record:
         if self.schema_version != SCHEMA_VERSION:
             raise ValueError(f"'schema_version' must be {SCHEMA_VERSION}, got {self.schema_version}")
         expected = entry_id(self.track.name, self.subset.sha256)
-        if self.entry_id != expected or not _ENTRY_ID.match(self.entry_id):
+        if self.entry_id != expected or not _ENTRY_ID.fullmatch(self.entry_id):
             raise ValueError(f"'entry_id' is {self.entry_id!r} but track and subset hash give {expected!r}")
         for key, value in (("subset.sha256", self.subset.sha256), ("tokenizer_sha256", self.tokenizer_sha256)):
-            if not _HEX64.match(value):
+            if not isinstance(value, str) or not _HEX64.fullmatch(value):  # fullmatch: `$` would allow a newline
                 raise ValueError(f"{key!r} must be 64 lowercase hex digits, got {value!r}")
         try:
             stamp = datetime.fromisoformat(self.created_at)
@@ -315,6 +322,8 @@ class Record:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RecordError(f"{source}: not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise RecordError(f"{source}: not valid JSON: nested too deeply to parse") from None
         return cls.from_data(data, source)
 
 
@@ -369,8 +378,13 @@ class ResultsStore:
         if self._local:
             # A unique temporary name in the same folder, then a rename: readers never see a partial file and
             # concurrent writers of different entries never touch the same name.
+            from pathlib import Path
+
+            from harness.leftovers import owner_tag, sweep
+
             os.makedirs(os.path.dirname(final), exist_ok=True)
-            tmp = f"{os.path.dirname(final)}/.{record.entry_id}.{uuid.uuid4().hex}.tmp"
+            sweep(Path(os.path.dirname(final)), ".*.tmp")  # what killed writers left; live writers' files stay
+            tmp = f"{os.path.dirname(final)}/.{record.entry_id}.{owner_tag()}.tmp"
             with open(tmp, "wb") as fh:
                 fh.write(blob)
                 fh.flush()

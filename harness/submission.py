@@ -32,7 +32,8 @@ from harness.config import to_dict
 from harness.errors import HarnessError
 from harness.pools.ids import ids_to_u64, is_id, u64_to_id
 from harness.pools.index import NO_LABEL, count_tokens
-from harness.pools.io import expand_inputs, open_binary, progress_bar
+from harness.pools.io import progress_bar
+from harness.reader import Expansion, InputError, expand, loads, open_stream
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -47,6 +48,7 @@ LISTED_PROBLEMS = 20
 MAX_GOOD_PASSES = 4.0
 _BATCH = 32768
 _KNOWN_KEYS = frozenset({"id", "text", "repeat", "source"})
+_BOM = b"\xef\xbb\xbf"
 #: The canonical id-only line, `{"id": "<32 hex>"}` (json.dumps spacing or compact), recognised without parsing.
 _ID_ONLY = re.compile(rb'\{"id": ?"([0-9a-f]{32})"\}\r?\n?')
 # Entry kinds: a pool document as is, a pool document with a given text (checked as a deletion), an outside one.
@@ -108,19 +110,25 @@ def is_deletion(original: str, edited: str) -> bool:
     The greedy subsequence match (each character at its earliest possible place) is exact; long runs that
     match in place are consumed with slice comparisons, so line and substring deletions cost a few C calls.
     """
+    return len(edited) <= len(original) and _not_deleted_at(original, edited) is None
+
+
+def _not_deleted_at(original: str, edited: str) -> int | None:
+    """The first character of `edited` that the greedy match cannot place in `original` (None: all placed).
+    At most len(original) + 1 steps, whatever the length of `edited`."""
     n = len(edited)
-    if n > len(original):
-        return False
     i = j = 0
     while i < n:
         run = _common_run(edited, i, original, j)
         i, j = i + run, j + run
         if i == n:
-            return True
+            return None
         j = original.find(edited[i], j)
         if j < 0:
-            return False
-    return True
+            return i
+        j += 1
+        i += 1
+    return None
 
 
 def _common_run(a: str, i: int, b: str, j: int) -> int:
@@ -153,6 +161,7 @@ class _Scan:
         self.warnings: list[Problem] = []
         self.unknown_keys: dict[str, tuple[int, int]] = {}
         self.blank_lines, self.lines, self.spool_end = 0, 0, 0
+        self.skipped: tuple[str, ...] = ()
         self._reset_batch()
 
     def _reset_batch(self) -> None:
@@ -175,53 +184,71 @@ class _Scan:
             self.problems = sorted(self.problems)[:LISTED_PROBLEMS]
 
     def read(self, file_no: int, url: str, bar: Progress, job: Any) -> None:
+        """Every line of one input file; a file that cannot be read (or stops decoding) is one problem of its own."""
+        done = [0]  # lines read before a failure, for the report
+        try:
+            self._read_lines(file_no, url, bar, job, done)
+        except InputError as exc:  # unreadable, truncated or corrupt: a problem of this file, after its last line
+            self.lines += done[0]
+            where = f"after line {done[0]}: " if done[0] else ""
+            self.problem((file_no << 32) + done[0], "unreadable-input", where + exc.message())
+        bar.update(job, advance=len(self.b_ids))
+        self.flush()
+
+    def _read_lines(self, file_no: int, url: str, bar: Progress, job: Any, done: list[int]) -> None:
         # The hot loop: locals instead of attribute lookups; id-only lines skip every other check.
-        loads, add_id, add_loc, ids = json.loads, self.b_ids.append, self.b_loc.append, self.b_ids
+        parse, add_id, add_loc, ids = loads, self.b_ids.append, self.b_loc.append, self.b_ids
         id_only = _ID_ONLY.fullmatch
         base, lineno = file_no << 32, 0
-        with open_binary(url) as fh:
-            for lineno, raw in enumerate(fh, 1):
-                match = id_only(raw)  # a strict subset of valid JSON: no parser needed
-                if match:
-                    add_id(match[1].decode("ascii"))
-                    add_loc(base + lineno)
-                    if len(ids) >= _BATCH:
-                        bar.update(job, advance=len(ids))
-                        self.flush()
-                    continue
-                try:
-                    doc = loads(raw.decode("utf-8"))
-                except UnicodeDecodeError as exc:
-                    self.problem(base + lineno, "invalid-utf8", f"not valid UTF-8 at byte {exc.start}")
-                    continue
-                except ValueError as exc:
-                    if raw.strip():
-                        self.problem(base + lineno, "malformed-json", f"not a JSON line: {exc}")
-                    else:
-                        self.blank_lines += 1
-                    continue
-                if type(doc) is dict and len(doc) == 1:  # the common case: {"id": ...}
-                    doc_id = doc.get("id")
-                    if type(doc_id) is str and len(doc_id) == 32:
-                        add_id(doc_id)
+        try:
+            with open_stream(url) as fh:
+                for lineno, raw in enumerate(fh, 1):
+                    match = id_only(raw)  # a strict subset of valid JSON: no parser needed
+                    if match:
+                        add_id(match[1].decode("ascii"))
                         add_loc(base + lineno)
                         if len(ids) >= _BATCH:
                             bar.update(job, advance=len(ids))
                             self.flush()
                         continue
-                self.general(doc, base + lineno)
-                if len(ids) >= _BATCH or self.b_text_bytes > 1 << 25:
-                    bar.update(job, advance=len(ids))
-                    self.flush()
+                    if lineno == 1 and raw.startswith(_BOM):
+                        raw = raw[len(_BOM) :]
+                    try:
+                        doc = parse(raw.decode("utf-8"))
+                    except UnicodeDecodeError as exc:
+                        self.problem(base + lineno, "invalid-utf8", f"not valid UTF-8 at byte {exc.start}")
+                        continue
+                    except ValueError as exc:
+                        if raw.strip():
+                            self.problem(base + lineno, "malformed-json", f"not a JSON line: {exc}")
+                        else:
+                            self.blank_lines += 1
+                        continue
+                    if type(doc) is dict and len(doc) == 1:  # the common case: {"id": ...}
+                        doc_id = doc.get("id")
+                        if type(doc_id) is str and len(doc_id) == 32:
+                            add_id(doc_id)
+                            add_loc(base + lineno)
+                            if len(ids) >= _BATCH:
+                                bar.update(job, advance=len(ids))
+                                self.flush()
+                            continue
+                    self.general(doc, base + lineno)
+                    if len(ids) >= _BATCH or self.b_text_bytes > 1 << 25:
+                        bar.update(job, advance=len(ids))
+                        self.flush()
+        except InputError:
+            done[0] = lineno
+            raise
         self.lines += lineno
-        bar.update(job, advance=len(ids))
-        self.flush()
 
     def general(self, doc: Any, loc: int) -> None:
         """Every check of one parsed line; a valid entry joins the batch."""
         if not isinstance(doc, dict):
             return self.problem(loc, "not-an-object", f"expected a JSON object, got {type(doc).__name__}")
         for key in doc.keys() - _KNOWN_KEYS:
+            if key not in self.unknown_keys and len(self.unknown_keys) >= LISTED_PROBLEMS:
+                continue  # memory stays bounded whatever the lines hold; the first ones are reported
             self.unknown_keys.setdefault(key, (loc, 0))
             first, count = self.unknown_keys[key]
             self.unknown_keys[key] = (first, count + 1)
@@ -232,15 +259,18 @@ class _Scan:
         elif not isinstance(doc_id, str):
             bad.append(("wrong-type", f'"id" must be a string, got {type(doc_id).__name__}'))
         elif not is_id(doc_id):
-            bad.append(("invalid-id", f'"id" must be 32 hex digits, got {doc_id[:40]!r}'))
+            bad.append(("invalid-id", f'"id" must be 32 lowercase hex digits, got {doc_id[:40]!r}'))
         if type(repeat) is not int or repeat < 1:
-            bad.append(("wrong-type", f'"repeat" must be a positive integer, got {repeat!r}'))
+            bad.append(("wrong-type", f'"repeat" must be a positive integer, got {_short(repeat)}'))
+        elif repeat > self.track.tokens:  # every copy costs at least its end-of-document token
+            bad.append(("repeat-over-budget", f'"repeat" {_short(repeat)} is more copies than the budget of '
+                        f"{self.track.tokens:,} tokens can train on; repeats only matter up to the budget"))  # fmt: skip
         if text is not None and not isinstance(text, str):
             bad.append(("wrong-type", f'"text" must be a string, got {type(text).__name__}'))
         elif text is not None and not text.strip():
             bad.append(("empty-text", '"text" is empty; leave the document out instead'))
         if source is not None and (not isinstance(source, str) or not source.strip()):
-            bad.append(("wrong-type", f'"source" must be a non-empty string, got {source!r}'))
+            bad.append(("wrong-type", f'"source" must be a non-empty string, got {_short(source)}'))
         elif source is not None and not self.mixing:
             bad.append(("source-not-allowed", f'"source" is for mixing tracks; track {self.track.name} is filtering'))
         elif source is not None and text is None:
@@ -265,8 +295,8 @@ class _Scan:
         self.b_ids.append(doc_id)
         self.b_loc.append(loc)
         self.b_extra[pos] = (repeat, kind, digest, *spool_at)
-        if text is not None and self.tokenizer is not None:
-            self.b_texts.append((pos, text))
+        if kind == _EXTERNAL and self.tokenizer is not None:  # an edited text is counted once it is known to
+            self.b_texts.append((pos, text))  # be a deletion (so never longer than its pool document)
             self.b_text_bytes += len(text)
         return None
 
@@ -281,7 +311,7 @@ class _Scan:
         except ValueError:
             good = [is_id(i) for i in ids]
             for k in np.flatnonzero(~np.array(good)):
-                self.problem(int(loc[k]), "invalid-id", f'"id" must be 32 hex digits, got {ids[k][:40]!r}')
+                self.problem(int(loc[k]), "invalid-id", f'"id" must be 32 lowercase hex digits, got {ids[k][:40]!r}')
             valid[:] = good
             hi, lo = ids_to_u64([i if g else "0" * 32 for i, g in zip(ids, good, strict=True)])
         chunk = _new_chunk(n)
@@ -326,6 +356,41 @@ class _Scan:
         return {k: np.concatenate([c[k] for c in self.chunks]) for k in self.chunks[0]}
 
 
+def _short(value: Any) -> str:
+    """A value for a message, cut short (a hostile line may hold megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_repeats(scan: _Scan, e: dict[str, np.ndarray]) -> None:
+    """Repeats only matter up to the budget: a document's copies may fill the budget, never pass it, and the
+    repeats of the whole subset may bring it up to the budget (or its own size, if larger), never past it.
+    Tokenization materialises every copy, so this bounds what it writes by what training can consume."""
+    budget = scan.track.tokens
+    sel = np.flatnonzero(e["valid"] & (e["rep"] > 1) & (e["tok"] >= 0))
+    size = e["tok"][sel] + 1
+    over = sel[(e["rep"][sel] - 1).astype(np.float64) * size >= budget]  # copies past the ceil(budget/size)-th
+    for k in over:
+        cap = -(-budget // int(e["tok"][k] + 1))
+        scan.problem(int(e["loc"][k]), "repeat-over-budget",
+                     f'"repeat" {int(e["rep"][k]):,} of a document of {int(e["tok"][k]) + 1:,} tokens is more than the '
+                     f'budget of {budget:,} tokens can train on: write "repeat": {cap:,} or less')  # fmt: skip
+    e["valid"][over] = False
+    ok = e["valid"].astype(bool)
+    tok = e["tok"][ok].astype(np.float64) + 1
+    if not len(tok) or (tok <= 0).any():
+        return
+    total, unique = float((tok * e["rep"][ok]).sum()), float(tok.sum())
+    if total > max(budget, unique) and (e["rep"][ok] > 1).any():
+        scan.problem(
+            0,
+            "repeats-over-budget",
+            f"with its repeats the subset is {total:,.0f} tokens, past the budget of {budget:,} (and its own "
+            f"{unique:,.0f} tokens): copies past the budget are never trained on; lower the repeats so that the "
+            "subset with repeats stays within the budget",
+        )
+
+
 def _new_chunk(n: int) -> dict[str, np.ndarray]:
     """Per-entry arrays with their defaults: an id-only pool document, repeat 1, no text, tokens unknown."""
     return {
@@ -360,7 +425,9 @@ def _resolve(scan: _Scan, e: dict[str, np.ndarray], progress: Progress) -> None:
             if e["kind"][k] == _POOL:
                 pending.append((int(k), original))
                 continue
-            _check_edit(scan, e, int(k), original)
+            text = _check_edit(scan, e, int(k), original)
+            if text is not None and scan.tokenizer is not None:
+                pending.append((int(k), text))
         if len(pending) >= 1024:
             _count_pending(scan, e, pending)
         progress.advance(job)
@@ -368,7 +435,8 @@ def _resolve(scan: _Scan, e: dict[str, np.ndarray], progress: Progress) -> None:
     progress.remove_task(job)
 
 
-def _check_edit(scan: _Scan, e: dict[str, np.ndarray], k: int, original: str) -> None:
+def _check_edit(scan: _Scan, e: dict[str, np.ndarray], k: int, original: str) -> str | None:
+    """Check a given text against its pool text; returns the text when it is accepted."""
     text = _spooled(scan.spool, int(e["soff"][k]), int(e["slen"][k]))
     loc = int(e["loc"][k])
     if text == original:
@@ -379,18 +447,17 @@ def _check_edit(scan: _Scan, e: dict[str, np.ndarray], k: int, original: str) ->
     elif not is_deletion(original, text):
         scan.problem(loc, "not-a-deletion", _first_difference(original, text))
         e["valid"][k] = False
+    return text if e["valid"][k] else None
 
 
 def _first_difference(original: str, text: str) -> str:
     """Where a text stops being a deletion of the original, for the report."""
-    j = 0
-    for i, ch in enumerate(text):
-        found = original.find(ch, j)
-        if found < 0:
-            snippet = text[max(0, i - 20) : i + 20]
-            return f'"text" is not the pool text with characters deleted: {ch!r} at character {i} ({snippet!r}) is added or moved'
-        j = found + 1
-    return '"text" is not the pool text with characters deleted'
+    i = _not_deleted_at(original, text)
+    if i is None:
+        return '"text" is not the pool text with characters deleted'
+    snippet = text[max(0, i - 20) : i + 20]
+    return (f'"text" is not the pool text with characters deleted: {text[i]!r} at character {i} ({snippet!r}) is '
+            "added or moved")  # fmt: skip
 
 
 def _count_pending(scan: _Scan, e: dict[str, np.ndarray], pending: list[tuple[int, str]]) -> None:
@@ -524,23 +591,38 @@ def _scanned(
     from harness.tracks import get_track
 
     track = get_track(track) if isinstance(track, str) else track
-    inputs = expand_inputs(subset)
+    found = _expand(subset)
+    inputs = [*found.files, *(e.url for e in found.unreadable)]
     pool = pool or ensure_pool(track.pool, progress=progress)
     note = None
     if count and tokenizer is None:
         tokenizer, note = _load_tokenizer(track)
+    from rich.markup import escape
+
     with tempfile.TemporaryFile(prefix="harness-spool-") as spool, progress_bar(progress) as bar:
         scan = _Scan(track, pool, tokenizer if count else None, spool, inputs)
-        job = bar.add_task(f"validating {Path(str(subset)).name}", total=None)
-        for number, url in enumerate(inputs):
+        job = bar.add_task(f"validating {escape(Path(str(subset)).name)}", total=None)
+        for number, url in enumerate(found.files):
             scan.read(number, url, bar, job)
+        for number, error in enumerate(found.unreadable, len(found.files)):
+            scan.problem(number << 32, "unreadable-input", error.message())
+        scan.skipped = found.skipped
         bar.remove_task(job)
         e = scan.entries()
         _resolve(scan, e, bar)
         yield _report(scan, e, str(subset), note), scan, e
 
 
+def _expand(subset: str | Path) -> Expansion:
+    """The subset's files; a store that cannot even be listed is one unreadable input (a problem, not a crash)."""
+    try:
+        return expand(subset)
+    except InputError as exc:
+        return Expansion((), (), (exc,))
+
+
 def _report(scan: _Scan, e: dict[str, np.ndarray], subset: str, note: str | None) -> ValidationReport:
+    _check_repeats(scan, e)
     ok = e["valid"].astype(bool)
     if not ok.any() and not scan.problem_counts:
         scan.problem(0, "empty-subset", "the subset has no documents")
@@ -556,11 +638,17 @@ def _report(scan: _Scan, e: dict[str, np.ndarray], subset: str, note: str | None
                 f"{MAX_GOOD_PASSES:g} passes repetition is known to cost quality: select more documents",
             )
         )  # fmt: skip
+    if scan.skipped:
+        names = ", ".join(scan.skipped[:3]) + (f" and {len(scan.skipped) - 3} more" if len(scan.skipped) > 3 else "")
+        msg = (
+            f"{len(scan.skipped)} files skipped: not .jsonl, .jsonl.gz or .jsonl.zst ({names}); rename or convert them"
+        )
+        warnings.append(Problem(subset, 0, "skipped-files", msg))
     if scan.blank_lines:
         warnings.append(Problem(scan.inputs[0], 0, "blank-lines", f"{scan.blank_lines} blank lines ignored"))
     for key, (loc, count) in sorted(scan.unknown_keys.items()):
         where = scan.inputs[loc >> 32]
-        msg = f"unknown field {key!r} ignored on {count} lines (known: id, text, repeat, source)"
+        msg = f"unknown field {_short(key)} ignored on {count} lines (known: id, text, repeat, source)"
         warnings.append(Problem(where, loc & 0xFFFFFFFF, "unknown-field", msg))
     return ValidationReport(
         track=scan.track.name,

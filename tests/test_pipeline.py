@@ -103,6 +103,57 @@ def test_killed_during_training_resumes_to_the_same_record(tmp_path: Path, subse
     assert _comparable(_record(tmp_path)) == _comparable(_record(finished))
 
 
+def _wait_for(proc: subprocess.Popen, cwd: Path, pattern: str) -> Path:
+    deadline = time.monotonic() + 300
+    while not (found := list((cwd / "runs").glob(pattern))):
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, f"never saw {pattern}"
+        time.sleep(0.02)
+    return found[0]
+
+
+def _dead_owner_tag() -> str:
+    from harness.leftovers import owner_tag
+
+    pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
+    return owner_tag().replace(f"~{os.getpid()}~", f"~{pid}~")
+
+
+@pytest.mark.slow
+def test_killed_at_random_instants_resumes_to_the_same_record(tmp_path: Path, subset: Path, finished: Path) -> None:
+    """kill -9 before the first checkpoint (with a row torn mid-write), then mid-checkpoint (a half-written
+    checkpoint left behind), then finish: the record is the uninterrupted one's and nothing temporary is left."""
+    import random
+
+    rng = random.Random(os.environ.get("HARNESS_KILL_SEED", "15"))
+    proc = _harness("submit", "--track", "debug", str(subset), "--name", "debug random", cwd=tmp_path)
+    log = _wait_for(proc, tmp_path, "debug/*/train/train_log.jsonl")
+    time.sleep(rng.uniform(0, 0.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    train = log.parent
+    assert not (train / "checkpoints" / "stats_1.pt").exists(), "the kill came after the first checkpoint"
+    with open(log, "a") as fh:  # what a kill in the middle of writing a row leaves: a torn last line
+        fh.write('{"step": 3, "loss": 7.1')
+
+    proc = _harness("submit", "--track", "debug", str(subset), "--name", "debug random", cwd=tmp_path)
+    _wait_for(proc, tmp_path, "debug/*/train/checkpoints/stats_1.pt")
+    time.sleep(rng.uniform(0, 0.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ckpt = train / "checkpoints"
+    if not (ckpt / "stats_2.pt").exists():  # what a kill inside the second checkpoint's writes leaves
+        (ckpt / "epoch_2.pt").write_bytes((ckpt / "epoch_1.pt").read_bytes())
+        (ckpt / f".optimizer_2.pt.{_dead_owner_tag()}.tmp").write_bytes(b"PK\x03\x04 half a zip")
+    code, out = _submit(tmp_path, subset)
+    assert code == 0, out
+    assert _comparable(_record(tmp_path)) == _comparable(_record(finished))
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == list(range(1, len(steps) + 1))
+    left = [p for p in tmp_path.rglob("*") if ".tmp" in p.name or "~" in p.name or p.name == "_work"]
+    assert not left
+
+
 def test_invalid_subset_stops_before_any_work(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "00000000000000000000000000000000"}\n{"id": \n')

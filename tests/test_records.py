@@ -102,7 +102,7 @@ def _broken(edit) -> dict:
         (lambda d: d.update(created_at="2026-01-01T00:00:00"), "needs a UTC offset"),
         (lambda d: d["training"]["curve"].__setitem__(0, [1, 2]), r"must be \[step, tokens, loss\]"),
         (lambda d: d["training"]["curve"].append([1, 2, 3]), "has 201 points; at most 200"),
-        (lambda d: d["submission"].update(link="javascript:alert(1)"), "must start with http"),
+        (lambda d: d["submission"].update(link="javascript:alert(1)"), "must be an http:// or https:// URL"),
         (lambda d: d["evaluation"]["aggregates"]["Sandbox_v1"].update(missing=["last_word"]), "must have value null"),
     ],
 )  # fmt: skip

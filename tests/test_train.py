@@ -232,7 +232,7 @@ def test_slurm_script_starts_torchrun_on_every_node(tmp_path: Path) -> None:
     text = script.read_text()
     assert "#SBATCH --nodes=4" in text and "#SBATCH --gpus-per-node=8" in text
     assert "srun" in text and "torch.distributed.run" in text and "--nnodes=4" in text
-    assert '"--rdzv-endpoint=$HEAD:29500"' in text and '"--rdzv-id=$SLURM_JOB_ID"' in text
+    assert "'--rdzv-endpoint='\"$HEAD\"':29500'" in text and "'--rdzv-id='\"$SLURM_JOB_ID\"" in text
     assert text.index("--rdzv-id") < text.index("-m harness.train.native")
 
 

@@ -246,4 +246,5 @@ def test_id_only_fast_path_agrees_with_the_parser(pool_and_docs, tmp_path):
     assert fast.stats.documents == slow.stats.documents == 4
     upper = validate(write_lines(tmp_path / "upper.jsonl", [json.dumps({"id": ids[0].upper()})]), pool)
     lower = validate(write_lines(tmp_path / "lower.jsonl", [json.dumps({"id": ids[0]})]), pool)
-    assert upper.ok and upper.subset_hash == lower.subset_hash  # hex is case-insensitive on the general path too
+    assert lower.ok and not upper.ok  # ids are exact: an upper-case spelling is refused, never mapped
+    assert upper.problems[0].code == "invalid-id" and "lowercase" in upper.problems[0].message

@@ -48,14 +48,15 @@ def run(args: argparse.Namespace) -> int:
     Console().print(render_table(result))
     for task, reason in result.missing.items():
         console.print(f"[yellow]missing[/] {task}: {reason}", highlight=False)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {path}", markup=False)
     return 0
 
 
 def render_table(result) -> object:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{result.suite} (version {result.suite_version}) - {result.checkpoint}")
+    table = Table(title=f"{result.suite} (version {result.suite_version}) - {escape(str(result.checkpoint))}")
     for col in ("task", "metric", "value", "stderr", "n", "shots"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, t in result.tasks.items():

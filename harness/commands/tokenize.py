@@ -83,9 +83,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _summary(stats: dict[str, Any], out: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"tokenized into {out}", show_header=False)
+    table = Table(title=f"tokenized into {escape(str(out))}", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value", justify="right")
     for key in ("documents", "documents_expanded", "text_tokens", "eot_tokens", "padding_tokens", "tokens",

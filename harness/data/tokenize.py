@@ -135,7 +135,9 @@ class _Encoded:
 
 
 def _parse(line: bytes) -> tuple[str, int]:
-    doc_ = json.loads(line)
+    from harness.reader import loads
+
+    doc_ = loads(line)
     if not isinstance(doc_, dict):
         raise ValueError(f"expected a JSON object, got {type(doc_).__name__}")
     text, repeat = doc_.get("text"), doc_.get("repeat", 1)
@@ -160,14 +162,17 @@ def _encode(batch: _Batch, eot: int) -> _Encoded:
             return _Encoded(batch, None, 0, 0, 0, error=(batch.first_line + offset, str(exc)))
         texts.append(text)
         repeats.append(repeat)
-    ids: list[int] = []
+    pieces: list[np.ndarray] = []
     for enc, repeat in zip(_tokenizer().encode_batch_fast(texts, add_special_tokens=False), repeats, strict=True):
         one = enc.ids
         one.append(eot)
-        ids.extend(one * repeat if repeat > 1 else one)
+        # Copies as a numpy array (4 bytes an id, not a Python list's 8 + objects); validation bounds a
+        # document's copies by the track's budget, so this never exceeds what training can consume.
+        pieces.append(np.tile(np.array(one, dtype=np.uint32), repeat) if repeat > 1 else np.array(one, np.uint32))
     text_bytes = sum(len(t.encode("utf-8")) for t in texts)
     meta = _Batch(batch.file, batch.first_line, batch.last_line, batch.position, [])  # lines need not travel back
-    return _Encoded(meta, np.array(ids, dtype=np.uint32), len(texts), sum(repeats), text_bytes)
+    ids = np.concatenate(pieces) if pieces else np.zeros(0, np.uint32)
+    return _Encoded(meta, ids, len(texts), sum(repeats), text_bytes)
 
 
 def _sort_job(args: tuple[str, str, str, int, int]) -> int:

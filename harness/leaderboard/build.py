@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import sys
-import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,7 +94,11 @@ def build_site(
     for record in records:
         by_track[record.track.name].append(record)
     tables = [build_table(track, by_track[track]) for track in sorted(by_track)]
-    tmp = out.parent / f".{out.name}.build-{uuid.uuid4().hex[:8]}"
+    from harness.leftovers import owner_tag, sweep
+
+    for kind in ("build", "old"):  # half-built or half-removed folders of killed builds
+        sweep(out.parent, f".{out.name}.{kind}-*")
+    tmp = out.parent / f".{out.name}.build-{owner_tag()}"
     tmp.mkdir(parents=True)
     try:
         _write_site(tables, tmp, title, progress)
@@ -113,7 +116,9 @@ def _check_out(out: Path) -> None:
 
 
 def _swap(tmp: Path, out: Path) -> None:
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    from harness.leftovers import owner_tag
+
+    old = out.parent / f".{out.name}.old-{owner_tag()}"
     if out.exists():
         out.rename(old)
     tmp.rename(out)

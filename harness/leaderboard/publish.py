@@ -43,6 +43,7 @@ def publish_site(site: Path, url: str, *, endpoint_url: str | None = None, progr
     import boto3
     from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
+    from rich.markup import escape
     from rich.progress import Progress
 
     from harness.leaderboard.build import MARKER
@@ -55,7 +56,7 @@ def publish_site(site: Path, url: str, *, endpoint_url: str | None = None, progr
                    key=lambda p: (p.suffix == ".html", p.name == "index.html", str(p)))  # fmt: skip
     client = boto3.client("s3", endpoint_url=endpoint_url)
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"uploading to {url}", total=len(files))
+        task = bar.add_task(f"uploading to {escape(url)}", total=len(files))  # a URL is text, never markup
         for path in files:
             key = prefix + path.relative_to(site).as_posix()
             try:

@@ -12,12 +12,14 @@ sorted pair of numpy arrays is the membership index and a lookup is a binary sea
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 
 import numpy as np
 
 #: Characters of an id written as hex.
 ID_HEX_CHARS = 32
+_HEX_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def document_id(raw_line: bytes | str) -> str:
@@ -31,13 +33,12 @@ def document_id(raw_line: bytes | str) -> str:
 
 
 def is_id(value: object) -> bool:
-    """Whether `value` is a well-formed id: a string of 32 hex digits."""
-    if not isinstance(value, str) or len(value) != ID_HEX_CHARS:
-        return False
-    try:
-        return len(bytes.fromhex(value)) == 16
-    except ValueError:
-        return False
+    """Whether `value` is a well-formed id: a string of 32 lowercase hex digits.
+
+    Ids are exact: `ABC...` is not another spelling of `abc...` (no normalisation anywhere: validate, tokenize
+    and the record all see the id as written, so an upper-case spelling is refused rather than silently mapped).
+    """
+    return isinstance(value, str) and len(value) == ID_HEX_CHARS and _HEX_ID.fullmatch(value) is not None
 
 
 def ids_to_u64(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -45,8 +46,9 @@ def ids_to_u64(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     if not ids:
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     # One C-level conversion for the whole batch; whitespace that fromhex skips changes the length.
-    raw = bytes.fromhex("".join(ids))
-    if len(raw) != 16 * len(ids):
+    joined = "".join(ids)
+    raw = bytes.fromhex(joined)
+    if len(raw) != 16 * len(ids) or any(c in joined for c in "ABCDEF"):
         raise ValueError("malformed id in batch")
     pairs = np.frombuffer(raw, dtype=">u8").reshape(-1, 2).astype(np.uint64)
     return np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])

@@ -106,10 +106,35 @@ def _tokenizer(path: str) -> Any:
     return tok
 
 
+#: Texts longer than this are counted in pieces, so memory stays a small multiple of the text (a tokenizer's
+#: encoding of one 50 MB text holds gigabytes of offsets and token strings).
+LONG_TEXT_CHARS = 1 << 20
+
+
 def count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
     """Tokens of each text (without the end-of-document token), batch-encoded."""
     encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+    if any(len(t) > LONG_TEXT_CHARS for t in texts):
+        return [sum(count_tokens(tokenizer, _pieces(t))) if len(t) > LONG_TEXT_CHARS else count_tokens(
+            tokenizer, [t])[0] for t in texts]  # fmt: skip
     return [len(e.ids) for e in encode(texts, add_special_tokens=False)]
+
+
+def _pieces(text: str) -> list[str]:
+    """A long text cut before single spaces between non-spaces (where byte-level BPE pre-tokenizers split
+    anyway, so the counts add up exactly); a text without such a place is cut where it must be."""
+    pieces, start = [], 0
+    while len(text) - start > LONG_TEXT_CHARS:
+        end = start + LONG_TEXT_CHARS
+        cut = end
+        for probe in range(end, max(start + 1, end - 4096), -1):
+            if text[probe] == " " and not text[probe - 1].isspace() and not text[probe + 1 : probe + 2].isspace():
+                cut = probe
+                break
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
 
 
 def index_shard(task: ShardTask) -> dict[str, Any]:

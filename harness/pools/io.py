@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from harness.errors import UsageError
-
 if TYPE_CHECKING:
     from rich.progress import Progress
 
@@ -72,26 +70,17 @@ def open_raw(url: str, storage_options: dict[str, Any] | None = None) -> Iterato
 
 
 def expand_inputs(spec: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> list[str]:
-    """A file, a directory (its JSONL files, recursively) or a glob, local or fsspec URL -> sorted file URLs."""
-    import fsspec
+    """A file, a directory (its JSONL files, recursively) or a glob, local or fsspec URL -> sorted file URLs.
 
-    text = os.fspath(spec)
-    fs, _, paths = fsspec.get_fs_token_paths(text, storage_options=storage_options or {})
-    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple | list) else fs.protocol
-    found: list[str] = []
-    for path in paths:
-        if fs.isdir(path):
-            found += [p for p in fs.find(path) if is_jsonl(p)]
-        elif fs.exists(path):
-            found.append(path)
-    if not found:
-        raise UsageError(f"{text}: no such file, or no .jsonl/.jsonl.gz/.jsonl.zst files in it")
-    bad = [p for p in found if not is_jsonl(p)]
-    if bad:
-        raise UsageError(f"{bad[0]}: not a .jsonl, .jsonl.gz or .jsonl.zst file")
-    if protocol in ("file", "local"):
-        return sorted(found)
-    return sorted(p if "://" in p else f"{protocol}://{p}" for p in found)
+    See harness.reader.expand; an input that cannot be read raises its InputError (files of other extensions
+    are left out: `harness validate` reports them).
+    """
+    from harness.reader import expand
+
+    found = expand(spec, storage_options)
+    if found.unreadable:
+        raise found.unreadable[0]
+    return list(found.files)
 
 
 def download(url: str, dest: Path, storage_options: dict[str, Any] | None = None) -> Path:
@@ -107,7 +96,9 @@ def download(url: str, dest: Path, storage_options: dict[str, Any] | None = None
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old file or the whole new one (used for completion markers)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: concurrent writers never share one
+    from harness.leftovers import owner_tag
+
+    tmp = path.with_name(f".{path.name}.{owner_tag()}.tmp")  # per process: concurrent writers never share one
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
 

@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from harness.leftovers import owner_tag
+
 CHECKPOINT_DIR = "checkpoints"
 COMPLETION_MARKER = "train_done.json"
 LOG_FILE = "train_log.jsonl"
@@ -28,7 +30,7 @@ LOG_FILE = "train_log.jsonl"
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename: readers see the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.{owner_tag()}.tmp")  # a killed writer's leftover is swept on resume
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

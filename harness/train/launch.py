@@ -3,10 +3,12 @@ node (multi-node through torchrun's c10d rendezvous). The harness never schedule
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from pathlib import Path
 
+from harness.errors import UsageError
 from harness.train.checkpoint import atomic_write_bytes
 
 RDZV_PORT = 29500
@@ -27,23 +29,40 @@ def torchrun_command(
     return [*cmd, "-m", module, *args]
 
 
+#: Values known only when the job runs: written as placeholders, expanded by bash (and nothing else is).
+_JOB_VARIABLES = {"\0HEAD\0": '"$HEAD"', "\0SLURM_JOB_ID\0": '"$SLURM_JOB_ID"'}
+
+
 def _shell_word(arg: str) -> str:
-    """Quote for bash, leaving `$VARIABLES` (allocation values known only when the job runs) expandable."""
-    return f'"{arg}"' if "$" in arg else shlex.quote(arg)
+    """Quote for bash: every character literal (a path with `$(...)` or backquotes is a name, never a command),
+    except the job variables, which are spliced in double-quoted."""
+    word = shlex.quote(arg)
+    for placeholder, variable in _JOB_VARIABLES.items():
+        word = word.replace(placeholder, f"'{variable}'")
+    return word.removesuffix("''")  # an empty literal after a trailing variable
+
+
+def _sbatch_value(value: str) -> str:
+    """A value on an `#SBATCH` line (read by sbatch, not bash): one line, double-quoted."""
+    if any(ch in value for ch in '\n\r\0"') or not value.isprintable():
+        raise UsageError(f"cannot write a slurm script for {value!r}: the run folder's path holds a control "
+                         "character or a double quote; choose a plainer --run-dir")  # fmt: skip
+    return f'"{value}"'
 
 
 def write_slurm_script(out_dir: Path, *, nodes: int, nproc: int, module: str, args: list[str]) -> Path:
     """Write `out_dir/train.sbatch`: one task per node, each running torchrun with `nproc` processes, meeting at
     the first node of the allocation. Submitting it again resumes from the newest checkpoint."""
     cmd = torchrun_command(
-        nproc=nproc, module=module, args=args, nodes=nodes, rdzv=f"$HEAD:{RDZV_PORT}", rdzv_id="$SLURM_JOB_ID"
+        nproc=nproc, module=module, args=args, nodes=nodes, rdzv=f"\0HEAD\0:{RDZV_PORT}", rdzv_id="\0SLURM_JOB_ID\0"
     )
+    job_name = re.sub(r"[^A-Za-z0-9._-]", "_", out_dir.name)[:100]
     script = f"""#!/bin/bash
-#SBATCH --job-name=harness-train-{out_dir.name}
+#SBATCH --job-name=harness-train-{job_name}
 #SBATCH --nodes={nodes}
 #SBATCH --ntasks-per-node=1
 #SBATCH --gpus-per-node={nproc}
-#SBATCH --output={out_dir}/slurm-%j.out
+#SBATCH --output={_sbatch_value(f"{out_dir}/slurm-%j.out")}
 set -euo pipefail
 HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun --kill-on-bad-exit=1 {" ".join(_shell_word(a) for a in cmd)}

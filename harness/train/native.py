@@ -168,8 +168,16 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     def resume(self) -> None:
+        """Continue from the newest complete checkpoint, with every file of the run as it was at that checkpoint:
+        the log loses the rows written after it (a torn row included), and killed writers' temporary files go."""
         done = ck.completed_checkpoints(self.out_dir)
+        if self.env.main:
+            from harness.leftovers import sweep_tree
+
+            sweep_tree(self.out_dir)
         if not done:
+            if self.env.main:
+                ck.truncate_log(self.out_dir / ck.LOG_FILE, 0)  # killed before the first checkpoint: start over
             return
         paths = ck.checkpoint_paths(self.out_dir, done[-1])
         model_ck = torch.load(paths["epoch"], map_location="cpu", weights_only=True)
