@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "evaluate": "evaluate",
     "submit": "submit",
+    "compare": "compare",
     "leaderboard": "leaderboard",
     "demo": "demo",
 }
