@@ -18,6 +18,9 @@ batches of documents, each batch's n-grams looked up at once (`np.searchsorted`)
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -276,10 +279,12 @@ def suite_items(suite: Suite, data_root: Path | None) -> list[Item]:
     from harness.evaluate.run import SEEDS
     from harness.evaluate.tasks import build_tasks
 
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # lm-eval logs every task's config choices
     items: list[Item] = []
     for spec in suite.tasks:
         try:
-            built = build_tasks(spec, data_root=data_root, fewshot_seed=SEEDS["fewshot"])
+            with contextlib.redirect_stdout(io.StringIO()):
+                built = build_tasks(spec, data_root=data_root, fewshot_seed=SEEDS["fewshot"])
         except MissingData as exc:
             raise SuiteDataMissing(f"the contamination check needs every task of suite {suite.name!r}: {exc}") from None
         for b in built:

@@ -516,6 +516,9 @@ def render_summary(result: SubmitResult, console: Any) -> None:
         value = "absent: " + agg.reason if agg.value is None else f"{agg.value:.4f}"
         table.add_row(name + star, value, str(agg.version))
     console.print(table)
+    from harness.replicates import render_uncertainty
+
+    render_uncertainty(record, console)
     t = record.training
     console.print(
         f"trained {t.tokens_seen:,} tokens ({t.passes:.2f} passes) in {t.wall_time_s:.0f} s, final loss {t.final_loss:.3f}"

@@ -113,3 +113,22 @@ def replicates_block(sub: Submission, k: int) -> dict[str, Any]:
         "variance (t with k-1 degrees of freedom) and evaluation-example variance (bootstrap)"
     )
     return {"seeds": list(seeds), "runs": runs, "aggregates": aggregates, "note": note}
+
+
+def render_uncertainty(record: Any, console: Any) -> None:
+    """Lines under `submit`'s summary: the primary score's replicate mean and interval, and contamination found."""
+    name = record.evaluation.primary_aggregate
+    stat = record.replicates.aggregates.get(name) if record.replicates else None
+    if stat:
+        std = "no seed spread (1 replicate)" if stat["std"] is None else f"seed std {stat['std']:.4f}"
+        console.print(
+            f"{name} over {stat['n']} replicate(s): mean {stat['mean']:.4f}, {std}, 95% interval "
+            f"[{stat['low']:.4f}, {stat['high']:.4f}]",
+            highlight=False,
+        )
+    c = record.contamination
+    if c is not None and c.contaminated_items:
+        console.print(
+            f"[bold red]contaminated:[/] {c.contaminated_documents} documents quote {c.contaminated_items} of the "
+            f"suite's {c.items} items (see the record's contamination block)"
+        )

@@ -364,7 +364,8 @@ def _track_html(record: Record) -> str:
         ("rules", f"{track.rules.kind}, text edits {'allowed' if track.rules.text_edits else 'not allowed'}"),
     ]  # fmt: skip
     rows += [
-        (f"recipe.{k}", " ".join(v) or "none" if isinstance(v, tuple) else v) for k, v in vars(track.recipe).items()
+        (f"recipe.{k}", " ".join(map(str, v)) or "none" if isinstance(v, tuple) else v)
+        for k, v in vars(track.recipe).items()
     ]
     return note + _pairs(rows)
 
