@@ -7,12 +7,15 @@ anyway); the check = reading + normalising + hashing + looking up n-grams. Times
 (`time.process_time`), so a busy second core does not skew them; run it under the shared CPU lock. Peak memory is
 tracemalloc's peak of Python and numpy allocations during the scan (the suite's index is built before).
 
-Usage: python benchmarks/decontam_bench.py [--small 2] [--large 8]
+It also prints, from the pool's hidden labels, how many of the flagged documents are the sandbox's leaked ones.
+Usage: python benchmarks/decontam_bench.py [--small 2] [--large 24]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import time
 import tracemalloc
 
@@ -45,11 +48,13 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=8, help="shards in the large subset (default 8)")
     args = parser.parse_args()
 
-    from harness.decontam import track_index
+    from harness.decontam import iter_jsonl_documents, track_index
     from harness.pools import ensure_pool
     from harness.tracks import get_track
 
     pool = ensure_pool("sandbox")
+    with gzip.open(pool.spec.home / "labels.jsonl.gz", "rt") as fh:
+        leaked = {lab["id"] for lab in map(json.loads, fh) if lab["class"] == "leaked"}
     shards = sorted(str(p) for p in (pool.spec.home / "shards").glob("*.jsonl.gz"))
     started = time.process_time()
     suite, index = track_index(get_track("nano"))
@@ -62,6 +67,11 @@ def main() -> None:
         read_s = time.process_time() - started
         report, check_s, peak = _check(paths, suite, index)
         mb = nbytes / 1e6
+        flagged = set(report.contaminated_document_ids)  # type: ignore[attr-defined]
+        ids = {doc_id for doc_id, _ in iter_jsonl_documents(paths)}
+        leaked_here = leaked & ids
+        print(f"  labels: {len(leaked_here)} leaked documents in these shards; flagged {len(flagged)}, of which "
+              f"{len(flagged & leaked_here)} leaked and {len(flagged - leaked_here)} not")  # fmt: skip
         print(
             f"{n} shards: {docs:,} documents, {mb:.1f} MB of text | read {mb / read_s:.1f} MB/s | check "
             f"{mb / check_s:.1f} MB/s = {read_s / check_s:.2f}x the reading limit | peak memory of the scan "

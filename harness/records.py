@@ -337,12 +337,6 @@ class Record:
     def primary(self) -> Aggregate:
         return self.evaluation.aggregates[self.evaluation.primary_aggregate]
 
-    @property
-    def score(self) -> float | None:
-        """The entry's score: the replicates' mean of the primary aggregate, else the official run's value."""
-        stat = self.replicates.aggregates.get(self.evaluation.primary_aggregate) if self.replicates else None
-        return stat["mean"] if stat else self.primary.value
-
     def to_data(self) -> dict[str, Any]:
         """The record as JSON data. The curve is copied directly: walking its 600 numbers through `to_dict`
         would make writing a 10,000-entry site several times slower."""
