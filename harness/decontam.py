@@ -7,10 +7,12 @@ n-grams, 13-grams by default as GPT-3 and its successors report; an item shorter
 its own length, and items under `MIN_ITEM_WORDS` words are too short to check (they match everywhere).
 
 A document contaminates an item when the item's n-grams found in the document cover at least `min_coverage` of
-the item's words. Any single shared 13-gram (GPT-3's rule) raises false alarms on templated text, where a 13-word
-stretch of a story template recurs in unrelated documents (on the sandbox, 430 of 2,800 documents at scale 0.01,
-almost all clean); word coverage keeps exact and lightly edited copies (case, punctuation, a dropped word: 0.98
-and more) and drops the coincidences (at most 0.72), measured in the README's decontamination section.
+the item's words (95%). Any single shared 13-gram (GPT-3's rule) raises false alarms on templated text, where a
+13-word stretch of a story template recurs in unrelated documents (on the sandbox at scale 0.01: 430 of 2,800
+documents, 426 of them not leaks); partial overlaps of story templates cover up to about 90% of an item, and a
+copy with case, punctuation and spacing changed and one word dropped covers 97.5% or more of an item of 40 words
+(measured in the README's section on rankings). Text that repeats an item with a single word changed is caught
+too: it is a near-duplicate of the item, whatever its origin.
 
 Memory is bounded by the suite: its n-gram hashes sit in sorted numpy arrays; the subset streams through in
 batches of documents, each batch's n-grams looked up at once (`np.searchsorted`).
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 NGRAM = 13
 MIN_ITEM_WORDS = 8
-MIN_COVERAGE = 0.8
+MIN_COVERAGE = 0.95
 #: Documents per lookup batch (the batch's words and n-grams are the only per-subset memory).
 BATCH_DOCUMENTS = 2048
 #: Document ids kept per contaminated item, and contaminated document ids kept in all (the counts stay exact).

@@ -148,7 +148,7 @@ def _contaminated(record, items: dict[str, list[str]]):
     tasks = {t: {"items": 250, "too_short": 0, "contaminated": len(ids), "item_ids": ids,
                  "documents": {i: ["d" * 32] for i in ids}} for t, ids in items.items()}  # fmt: skip
     data["contamination"] = {
-        "suite": "sandbox", "ngram": 13, "min_coverage": 0.8, "documents_scanned": 1000, "contaminated_documents": 1,
+        "suite": "sandbox", "ngram": 13, "min_coverage": 0.95, "documents_scanned": 1000, "contaminated_documents": 1,
         "contaminated_items": sum(len(i) for i in items.values()), "items": 850, "tasks": tasks, "rule": "report",
     }  # fmt: skip
     return Record.from_data(data, "<contaminated>")
