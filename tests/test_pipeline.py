@@ -60,6 +60,8 @@ def _comparable(record: dict) -> dict:
     record = json.loads(json.dumps(record))
     record.pop("created_at")
     record["training"].pop("wall_time_s")
+    for run in record["replicates"]["runs"]:
+        run.pop("wall_time_s")
     return record
 
 
