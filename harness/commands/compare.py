@@ -34,5 +34,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(comparison.to_dict(), indent=2))
     else:
-        render_comparison(comparison, Console())
+        console = Console()
+        render_comparison(comparison, console if console.is_terminal else Console(width=120))  # pipes: whole rows
     return 0
