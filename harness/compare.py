@@ -126,7 +126,7 @@ def render_comparison(c: Comparison, console: Any) -> None:
     )
     table = Table(title=f"A - B on track {c.a.track.name} (95% intervals: seed + evaluation examples, paired)")
     for col in ("aggregate", "A mean ± std", "B mean ± std", "A - B", "95% interval", "verdict"):
-        table.add_column(col, justify="left" if col in ("aggregate", "verdict") else "right")
+        table.add_column(col, justify="left" if col in ("aggregate", "verdict") else "right", no_wrap=col == "verdict")
     primary = c.a.evaluation.primary_aggregate
     for d in c.differences:
         colour = "green" if d.verdict.startswith("A") else "red" if d.verdict.startswith("B") else "yellow"
