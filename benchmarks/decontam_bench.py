@@ -5,7 +5,8 @@ The subset is the sandbox pool's own shards (its leaked documents included), che
 items: `--small` shards, then `--large` shards. Reading = gzip + JSON parse of every line (what the check must do
 anyway); the check = reading + normalising + hashing + looking up n-grams. Times are CPU seconds of this process
 (`time.process_time`), so a busy second core does not skew them; run it under the shared CPU lock. Peak memory is
-tracemalloc's peak of Python and numpy allocations during the scan (the suite's index is built before).
+tracemalloc's peak of Python and numpy allocations during a second scan (the suite's index is built before;
+tracemalloc slows allocation, so the timed scan runs without it).
 
 It also prints, from the pool's hidden labels, how many of the flagged documents are the sandbox's leaked ones.
 Usage: python benchmarks/decontam_bench.py [--small 2] [--large 24]
@@ -31,12 +32,14 @@ def _read(paths: list[str]) -> tuple[int, int]:
 
 
 def _check(paths: list[str], suite: str, index) -> tuple[object, float, int]:
+    """The check timed on its own, then run again under tracemalloc for its peak (tracemalloc slows it down)."""
     from harness.decontam import iter_jsonl_documents, scan_documents
 
-    tracemalloc.start()
     started = time.process_time()
     report = scan_documents(iter_jsonl_documents(paths), suite, index)
     seconds = time.process_time() - started
+    tracemalloc.start()
+    scan_documents(iter_jsonl_documents(paths), suite, index)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return report, seconds, peak

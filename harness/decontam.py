@@ -50,6 +50,8 @@ MAX_DOCUMENTS_LISTED = 10_000
 
 _WORD = re.compile(r"[^\W_]+")
 _MULT = np.uint64(0x9E3779B97F4A7C15)
+_BLOOM_BITS = 22
+_BLOOM_MASK = np.uint64((1 << _BLOOM_BITS) - 1)
 
 
 class SuiteDataMissing(HarnessError):
@@ -94,6 +96,7 @@ class _Table:
     starts: np.ndarray
     items: np.ndarray
     positions: np.ndarray  # first word position of the n-gram in that item
+    bloom: np.ndarray  # bool[2**_BLOOM_BITS]: whether any n-gram has these low bits (a cheap first filter)
 
 
 @dataclass
@@ -127,7 +130,9 @@ class NgramIndex:
             order = np.lexsort((p, o, g))
             g, o, p = g[order], o[order], p[order]
             uniq, starts = np.unique(g, return_index=True)
-            tables[length] = _Table(uniq, np.append(starts, len(g)), o, p)
+            bloom = np.zeros(1 << _BLOOM_BITS, dtype=bool)
+            bloom[(uniq & _BLOOM_MASK).astype(np.int64)] = True
+            tables[length] = _Table(uniq, np.append(starts, len(g)), o, p, bloom)
         return cls(items, n, counts, tables)
 
 
@@ -155,10 +160,14 @@ class Scanner:
     def flush(self) -> None:
         if not self._batch:
             return
-        hashes = [_word_hashes(words(text)) for _, text in self._batch]
-        lengths = np.array([len(h) for h in hashes], dtype=np.int64)
-        flat = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
-        doc_of = np.repeat(np.arange(len(hashes)), lengths)
+        all_words: list[str] = []
+        lengths = np.empty(len(self._batch), dtype=np.int64)
+        for k, (_, text) in enumerate(self._batch):
+            ws = words(text)
+            lengths[k] = len(ws)
+            all_words += ws
+        flat = _word_hashes(all_words)  # one call per batch: the per-document overhead dominated
+        doc_of = np.repeat(np.arange(len(self._batch)), lengths)
         pairs = [self._hits(flat, doc_of, length, table) for length, table in self.index.tables.items()]
         self._record(np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64))
         self._batch.clear()
@@ -168,15 +177,17 @@ class Scanner:
         grams = _grams(flat, length)
         if not len(grams):
             return np.empty((0, 2), dtype=np.int64)
-        docs = doc_of[: len(grams)].astype(np.int64)
-        inside = docs == doc_of[length - 1 :]  # the window does not cross into the next document
-        pos = np.searchsorted(table.grams, grams)
+        # The bloom filter drops almost every window at the cost of one lookup; only the rest is binary-searched.
+        cand = np.flatnonzero(table.bloom[(grams & _BLOOM_MASK).astype(np.int64)])
+        cand = cand[doc_of[cand] == doc_of[cand + length - 1]]  # the window does not cross into the next document
+        pos = np.searchsorted(table.grams, grams[cand])
         pos[pos >= len(table.grams)] = 0
-        hit = inside & (table.grams[pos] == grams)
-        if not hit.any():
+        found = table.grams[pos] == grams[cand]
+        if not found.any():
             return np.empty((0, 2), dtype=np.int64)
+        docs, pos = doc_of[cand[found]].astype(np.int64), pos[found]
         # Each distinct n-gram once per document (1-d keys: np.unique along an axis is many times slower).
-        key = np.unique(docs[hit] * len(table.grams) + pos[hit])
+        key = np.unique(docs * len(table.grams) + pos)
         doc, gram = np.divmod(key, len(table.grams))
         starts, sizes = table.starts[gram], table.starts[gram + 1] - table.starts[gram]
         entry = np.repeat(starts, sizes) + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
