@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "eval-data": "eval_data",
     "submit": "submit",
+    "compare": "compare",
     "leaderboard": "leaderboard",
     "demo": "demo",
 }

@@ -64,6 +64,7 @@ class SubmitOptions:
     workers: int = doc("Processes for tokenization.", default=1)
     device: str | None = doc("Training/evaluation device (default: cuda when available, else cpu).", default=None)
     skip_evaluate: bool = doc("Stop after training (no evaluation and no record).", default=False)
+    replicates: int = doc("Train with the track's first K seeds; the record keeps each and their spread.", default=1)
 
     def __post_init__(self) -> None:
         from harness.fields import submission_problems
@@ -184,9 +185,11 @@ def _validate(opts: SubmitOptions, track: Track, progress: Progress | None) -> t
 def prepare(opts: SubmitOptions, progress: Progress | None = None) -> Submission:
     """Validate (or find an earlier validation of the same bytes) and open the entry's run folder."""
     from harness.leftovers import sweep_tree
+    from harness.replicates import seeds_for
     from harness.tracks import get_track
 
     track = get_track(opts.track)
+    seeds_for(track, opts.replicates)  # a wrong --replicates fails before any work
     root = Path(opts.run_dir) / track.name
     sweep_tree(root)  # temporary files of killed runs (live runs' files are left alone)
     print_ = fingerprint(opts.subset)
@@ -215,14 +218,21 @@ def stage_validate(sub: Submission, progress: Progress | None) -> dict[str, Any]
         report = json.loads((stage_dir / "report.json").read_text())
         shutil.rmtree(stage_dir / "subset", ignore_errors=True)
         files = materialize_subset(sub.options.subset, sub.track, stage_dir / "subset", progress=progress)
+        contamination = check_files(sub.track, [str(f) for f in files])
+        write_json_atomic(stage_dir / "contamination.json", contamination.to_dict())
         return {
             "subset_hash": report["subset_hash"],
             "files": [str(Path(f).relative_to(stage_dir)) for f in files],
             "stats": report["stats"],
             "pool": report["pool"],
+            "contamination": contamination.for_record(sub.track.rules.contamination),
         }
 
-    return run_stage(sub, "validate", {"track": sub.track.sha256, "entry": sub.entry_id}, work)
+    from harness.decontam import check_files, enforce
+
+    out = run_stage(sub, "validate", {"track": sub.track.sha256, "entry": sub.entry_id}, work)
+    enforce(sub.track, out["contamination"])  # a track that rejects contamination stops here, every time
+    return out
 
 
 def stage_tokenize(sub: Submission, progress: Progress | None) -> dict[str, Any]:
@@ -277,7 +287,7 @@ def stage_record(sub: Submission) -> Record:
         where = ResultsStore(sub.options.results).add(record)
         return {"record": "record.json", "stored_at": where}
 
-    meta = {k: getattr(sub.options, k) for k in ("name", "authors", "description", "link", "results")}
+    meta = {k: getattr(sub.options, k) for k in ("name", "authors", "description", "link", "results", "replicates")}
     out = run_stage(sub, "record", {"submission": meta}, work)
     return Record.from_json((sub.stage_dir("record") / out["record"]).read_text(), "record.json")
 
@@ -327,6 +337,7 @@ def build_record(sub: Submission) -> Record:
     import torch
 
     from harness.records import SCHEMA_VERSION, Record, now_iso
+    from harness.replicates import replicates_block
     from harness.tokenizer import tokenizer_sha256
 
     opts, track = sub.options, sub.track
@@ -372,6 +383,8 @@ def build_record(sub: Submission) -> Record:
             "curve": _curve(Path(tr["log"])),
         },
         "evaluation": evaluation_for_record(evaluation),
+        "replicates": replicates_block(sub, opts.replicates),
+        "contamination": val["contamination"],
     }
     return Record.from_data(data, "<new record>")
 
@@ -455,6 +468,10 @@ def submit(
     if not opts.skip_evaluate:
         say("evaluate")
         stage_evaluate(sub, progress)
+        if opts.replicates > 1:
+            from harness.replicates import run_replicates
+
+            run_replicates(sub, opts.replicates, progress, say)
         say("record")
         record = stage_record(sub)
         if opts.leaderboard:
@@ -498,7 +515,7 @@ def submit_with_display(opts: SubmitOptions, console: Any) -> SubmitResult | Non
         overall = progress.add_task(f"[bold]submit[/] {escape(opts.track)}: starting", total=len(names))
 
         def on_stage(stage: str) -> None:
-            done = names.index(stage)
+            done = names.index(stage) if stage in names else names.index("evaluate")  # replicates: after evaluate
             progress.update(
                 overall, completed=done, description=f"[bold]submit[/] stage {done + 1}/{len(names)}: {stage}"
             )
@@ -538,6 +555,9 @@ def render_summary(result: SubmitResult, console: Any) -> None:
         value = "absent: " + agg.reason if agg.value is None else f"{agg.value:.4f}"
         table.add_row(name + star, value, str(agg.version))
     console.print(table)
+    from harness.replicates import render_uncertainty
+
+    render_uncertainty(record, console)
     t = record.training
     console.print(
         f"trained {t.tokens_seen:,} tokens ({t.passes:.2f} passes) in {t.wall_time_s:.0f} s, final loss {t.final_loss:.3f}"

@@ -28,8 +28,10 @@ from typing import Any, Literal
 from harness.config import ConfigError, doc, from_dict, to_dict
 from harness.errors import HarnessError, UsageError
 
-#: The record format this harness writes and reads. Bump it on any incompatible change.
-SCHEMA_VERSION = 1
+#: The record format this harness writes. Bump it on any change; older versions it still reads are listed below.
+SCHEMA_VERSION = 2
+#: Versions this harness reads: 2 added `replicates` and `contamination` (both optional), so 1 is a subset of it.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 #: Training curves are downsampled to at most this many points so the record stays small.
 MAX_CURVE_POINTS = 200
@@ -234,10 +236,68 @@ class Evaluation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReplicateRun:
+    """One replicate: the same subset trained with another seed (initialisation and data order)."""
+
+    seed: int = doc("Seed of this replicate's initialisation and data order.")
+    tokens_seen: int = doc("Tokens trained on.")
+    final_loss: float = doc("Training loss at the last step.")
+    wall_time_s: float = doc("Wall-clock training time in seconds.")
+    tasks: dict[str, float] = doc("Scored metric of every task.", default_factory=dict)
+    aggregates: dict[str, float | None] = doc("Every aggregate (None when a task is missing).", default_factory=dict)
+    examples: dict[str, Any] = doc(
+        "Per-example outcomes by task and subtask, packed (harness.stats.pack_examples), for paired comparisons.",
+        default_factory=dict,
+    )
+
+    def __post_init__(self) -> None:
+        _check_numbers("tasks", self.tasks)
+        _check_numbers("aggregates", {k: v for k, v in self.aggregates.items() if v is not None})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Replicates:
+    """The entry's replicates and, per aggregate, their mean, standard deviation and 95% interval."""
+
+    seeds: tuple[int, ...] = doc("Seeds of the replicates, the official one first.")
+    runs: tuple[ReplicateRun, ...] = doc("One per seed, in order.")
+    aggregates: dict[str, Any] = doc(
+        "Per aggregate: {n, mean, std (None with one replicate), low, high, example_stderr} (harness.stats.spread)."
+    )
+    note: str = doc("How to read the interval (e.g. that one replicate has no seed spread).", default="")
+
+    def __post_init__(self) -> None:
+        if (
+            not self.seeds
+            or len(self.seeds) != len(self.runs)
+            or any(r.seed != s for r, s in zip(self.runs, self.seeds, strict=True))
+        ):
+            raise ValueError("'replicates.runs' must hold one run per seed of 'replicates.seeds', in order")
+        for name, stat in self.aggregates.items():
+            if not isinstance(stat, dict) or not {"n", "mean", "std", "low", "high"} <= set(stat):
+                raise ValueError(f"'replicates.aggregates.{name}' needs n, mean, std, low and high")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contamination:
+    """N-gram overlap between the subset and the suite's evaluation items (harness.decontam)."""
+
+    suite: str = doc("Suite whose items were checked.")
+    ngram: int = doc("n of the word n-grams compared.")
+    min_coverage: float = doc("Share of an item's n-grams a document must contain to contaminate it.")
+    documents_scanned: int = doc("Subset documents read.")
+    contaminated_documents: int = doc("Documents that contaminate at least one item.")
+    contaminated_items: int = doc("Items contaminated, over all tasks.")
+    items: int = doc("Items checked, over all tasks.")
+    tasks: dict[str, Any] = doc("Per task: {items, contaminated, item_ids, documents} (see harness.decontam).")
+    rule: Literal["report", "reject"] = doc("The track's rule for contaminated subsets.", default="report")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Record:
     """One leaderboard entry: a subset trained and evaluated on a track."""
 
-    schema_version: int = doc(f"Record format version (this harness reads {SCHEMA_VERSION}).")
+    schema_version: int = doc(f"Record format version (this harness writes {SCHEMA_VERSION}).")
     entry_id: str = doc("entry_id(track.name, subset.sha256); also the file name.")
     created_at: str = doc("ISO 8601 time with offset, when the record was written.")
     submission: Submission = doc("Who and what.")
@@ -249,11 +309,17 @@ class Record:
     hardware: Hardware = doc("Hardware used.")
     seeds: dict[str, int] = doc("Every seed used, by purpose (e.g. train, shuffle, eval).", default_factory=dict)
     training: Training = doc("Training summary and curve.")
-    evaluation: Evaluation = doc("Per-task metrics and aggregates.")
+    evaluation: Evaluation = doc("Per-task metrics and aggregates (of the official seed, the track's first).")
+    replicates: Replicates | None = doc(
+        "Every replicate's metrics and their spread (schema 2; None before).", default=None
+    )
+    contamination: Contamination | None = doc(
+        "Overlap of the subset with the suite's items (harness.decontam; schema 2; None before).", default=None
+    )
 
     def __post_init__(self) -> None:
-        if self.schema_version != SCHEMA_VERSION:
-            raise ValueError(f"'schema_version' must be {SCHEMA_VERSION}, got {self.schema_version}")
+        if self.schema_version not in READABLE_SCHEMA_VERSIONS:
+            raise ValueError(f"'schema_version' must be one of {READABLE_SCHEMA_VERSIONS}, got {self.schema_version}")
         expected = entry_id(self.track.name, self.subset.sha256)
         if self.entry_id != expected or not _ENTRY_ID.fullmatch(self.entry_id):
             raise ValueError(f"'entry_id' is {self.entry_id!r} but track and subset hash give {expected!r}")
@@ -306,10 +372,11 @@ class Record:
         if not isinstance(data, dict):
             raise RecordError(f"{source}: a record must be a JSON object, got {type(data).__name__}")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS:
             raise RecordError(
-                f"{source}: record schema_version {version!r} is not supported; this harness reads version "
-                f"{SCHEMA_VERSION}. Upgrade harness to read newer records, or re-create the record."
+                f"{source}: record schema_version {version!r} is not supported; this harness reads versions "
+                f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}. Upgrade harness to read newer records, or "
+                "re-create the record."
             )
         try:
             return from_dict(cls, _typed_mappings(data, source), source)

@@ -126,10 +126,19 @@ class Recipe:
     global_batch: int = doc("Sequences per optimizer step, whatever the number of processes.")
     grad_accum: int = doc("Default gradient accumulation steps (--accum-freq); must divide global_batch.")
     seed: int = doc("Seed of initialisation and data order (--seed).")
+    seeds: tuple[int, ...] = doc(
+        "Replicate seeds, the official `seed` first (`harness submit --replicates K` trains with the first K).",
+        default=(),
+    )
     precision: Literal["amp_bfloat16", "pure_bf16", "fp32"] = doc("Numeric precision on GPU (--precision).")
     checkpoints: int = doc("Checkpoints written over the run (open_lm --epochs).")
     sharding: Literal["ddp", "fsdp"] = doc("Data parallelism of the native trainer.", default="ddp")
     open_lm_flags: tuple[str, ...] = doc("Extra open_lm flags of DCLM's launch (FSDP options).", default=())
+
+    @property
+    def replicate_seeds(self) -> tuple[int, ...]:
+        """The seeds replicates train with: `seeds`, or the official seed alone."""
+        return self.seeds or (self.seed,)
 
     def __post_init__(self) -> None:
         if not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
@@ -141,6 +150,10 @@ class Recipe:
             raise ValueError("'recipe.warmup', 'weight_decay', 'z_loss' and 'grad_clip_norm' must be >= 0")
         if self.cooldown_end_lr > self.lr:
             raise ValueError(f"'recipe.cooldown_end_lr' ({self.cooldown_end_lr}) exceeds 'recipe.lr' ({self.lr})")
+        if self.seeds and (self.seeds[0] != self.seed or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError(
+                f"'recipe.seeds' must be distinct and start with 'recipe.seed' ({self.seed}), got {self.seeds}"
+            )
         if self.global_batch % self.grad_accum:
             raise ValueError(
                 f"'recipe.grad_accum' ({self.grad_accum}) must divide 'recipe.global_batch' ({self.global_batch})"
@@ -155,6 +168,10 @@ class Rules:
         "'filtering': every document from the pool; 'mixing': outside documents allowed with a source."
     )
     text_edits: bool = doc("Whether a document's text may be a deletion-only edit of the pool text.", default=True)
+    contamination: Literal["report", "reject"] = doc(
+        "Subsets quoting evaluation items (harness.decontam): 'report' records them, 'reject' refuses the subset.",
+        default="report",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

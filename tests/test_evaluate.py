@@ -175,6 +175,8 @@ def test_sandbox_suite_end_to_end_on_debug_checkpoint(tmp_path):
     assert data["aggregates"]["heldout_bpb"]["value"] == pytest.approx(data["tasks"]["heldout"]["accuracy"])
     assert data["tasks"]["heldout"]["accuracy"] > 0
     assert data["versions"]["lm_eval"] and data["seeds"]["fewshot"] == 1234
+    for entry in (*data["tasks"].values(), *data["aggregates"].values()):  # bootstrap over examples, fixed seed
+        assert entry["interval"]["seed"] == 1234 and entry["interval"]["low"] <= entry["interval"]["high"]
 
 
 def test_open_lm_checkpoint_without_track_and_safetensors(tmp_path):

@@ -139,3 +139,48 @@ def test_pages_through_many_entries(page, tmp_path: Path) -> None:
     section.locator("input.filter").fill("entry 000")
     assert section.locator("tbody tr").count() == 10 and section.locator(".page").inner_text() == "Page 1 of 1"
     assert page.errors == []
+
+
+def _contaminated(record, items: dict[str, list[str]]):
+    from harness.records import Record
+
+    data = record.to_data()
+    tasks = {t: {"items": 250, "too_short": 0, "contaminated": len(ids), "item_ids": ids,
+                 "documents": {i: ["d" * 32] for i in ids}} for t, ids in items.items()}  # fmt: skip
+    data["contamination"] = {
+        "suite": "sandbox", "ngram": 13, "min_coverage": 0.95, "documents_scanned": 1000, "contaminated_documents": 1,
+        "contaminated_items": sum(len(i) for i in items.values()), "items": 850, "tasks": tasks, "rule": "report",
+    }  # fmt: skip
+    return Record.from_data(data, "<contaminated>")
+
+
+def test_bands_noise_floor_and_contamination_flags(page, tmp_path: Path) -> None:
+    from test_stats import replicated
+
+    records = [
+        replicated(11, "Random sample", [0.30, 0.33, 0.31], bpb=2.2),
+        replicated(12, "good", [0.62, 0.61, 0.63], bpb=1.8),
+        replicated(13, "as good", [0.61, 0.63, 0.62], bpb=1.8),
+        _contaminated(replicated(14, "leaky", [0.45, 0.46, 0.44], bpb=2.0), {"fact_cloze": ["fact-0001", "fact-0002"]}),
+    ]
+    build_site(records, tmp_path / "site")
+    page.goto((tmp_path / "site" / "index.html").as_uri())
+    section = page.locator("#track-debug")
+    names = [cell.split("\n")[0] for cell in _column(page, "debug", "Entry")]
+    assert sorted(names[:2]) == ["as good", "good"] and names[2:] == ["leaky", "Random sample"]
+    bands = _column(page, "debug", "± 95%")
+    assert all(b.startswith("± 0.") and b.endswith("(3 seeds)") for b in bands)
+    flags = _column(page, "debug", "Flags")
+    assert flags[0].startswith("≈ rank 2 (not distinguishable at 95%)")  # good and as good: within noise
+    assert flags[1] == "" and flags[3] == ""  # the others are told apart
+    assert flags[2] == "contaminated: 2 items in 1 documents"
+    floor = section.locator("p.noise-floor").inner_text()
+    std = records[0].replicates.aggregates["Sandbox_v1"]["std"]
+    assert f"seed standard deviation {std:.4f} of Sandbox_v1 for Random sample (3 seeds)" in floor
+    section.locator("tbody td.entry a", has_text="leaky").click()
+    page.wait_for_url("**/entries/debug-*.html")
+    assert page.locator("table.replicates tbody tr").count() == 2  # Sandbox_v1 and heldout_bpb
+    assert "seed 124" in page.locator("table.replicates thead").inner_text()
+    assert "fact-0001: " + "d" * 32 in page.locator("table.contamination").inner_text()
+    assert "1 of 1,000 documents quote 2 of 850 evaluation items" in page.locator("p.contamination").inner_text()
+    assert page.errors == []

@@ -60,6 +60,8 @@ def _comparable(record: dict) -> dict:
     record = json.loads(json.dumps(record))
     record.pop("created_at")
     record["training"].pop("wall_time_s")
+    for run in record["replicates"]["runs"]:
+        run.pop("wall_time_s")
     return record
 
 
@@ -166,5 +168,6 @@ def test_submit_options_pinned() -> None:
     assert command_options("submit") == {
         "subset", "--track", "--name", "--author", "--description", "--link", "--run-dir", "--results",
         "--leaderboard", "--trainer", "--nproc", "--launcher", "--workers", "--device", "--skip-evaluate", "--json",
+        "--replicates",
     }  # fmt: skip
     assert command_options("demo") == {"--track", "--dir", "--workers"}

@@ -57,16 +57,22 @@ def render_table(result) -> object:
     from rich.table import Table
 
     table = Table(title=f"{result.suite} (version {result.suite_version}) - {escape(str(result.checkpoint))}")
-    for col in ("task", "metric", "value", "stderr", "n", "shots"):
+    for col in ("task", "metric", "value", "stderr", "95% interval", "n", "shots"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, t in result.tasks.items():
         err = t.stderr.get(t.metric)
-        table.add_row(name, t.metric, f"{t.accuracy:.4f}", "" if err is None else f"{err:.4f}", str(t.n_samples),
-                      str(t.shots))  # fmt: skip
+        table.add_row(name, t.metric, f"{t.accuracy:.4f}", "" if err is None else f"{err:.4f}", _band(t.interval),
+                      str(t.n_samples), str(t.shots))  # fmt: skip
     for name in result.missing:
-        table.add_row(name, "[yellow]missing data[/]", "", "", "", "")
+        table.add_row(name, "[yellow]missing data[/]", "", "", "", "", "")
     table.add_section()
     for name, agg in result.aggregates.items():
         value = "[yellow]absent[/]" if agg.value is None else f"{agg.value:.4f}"
-        table.add_row(f"[bold]{name}[/]" if name == result.primary else name, agg.stamp, value, "", "", "")
+        band = _band(result.intervals.get(name))
+        table.add_row(f"[bold]{name}[/]" if name == result.primary else name, agg.stamp, value, "", band, "", "")
     return table
+
+
+def _band(interval: dict | None) -> str:
+    """A bootstrap interval over evaluation examples (harness.stats), as `[low, high]`."""
+    return "" if not interval else f"[{interval['low']:.4f}, {interval['high']:.4f}]"

@@ -1,6 +1,8 @@
 """`harness validate --track T SUBSET [--json]`: check a subset against a track's rules; nothing else.
 
-Exit code 0 when the subset is valid, 1 when it is not, 2 for usage errors (unknown track, no such file).
+Exit code 0 when the subset is valid, 1 when it is not (or quotes evaluation items on a track that rejects
+contamination), 2 for usage errors (unknown track, no such file). The contamination check (harness.decontam)
+runs on valid subsets unless --no-contamination.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("subset", help="JSONL file (.jsonl, .jsonl.gz, .jsonl.zst), directory or glob; local or s3://")
     p.add_argument("--track", required=True, help="track name, e.g. nano or 412m")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--no-contamination", action="store_true", help="skip the check for evaluation items quoted by the subset"
+    )
     p.set_defaults(run=run)
 
 
@@ -21,13 +26,18 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from harness.decontam import check_subset, render_contamination
     from harness.submission import render_report, validate_subset
     from harness.tracks import get_track
 
     track = get_track(args.track)
     report = validate_subset(track, args.subset)
+    contamination = None if args.no_contamination or not report.ok else check_subset(track, args.subset)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps({**report.to_dict(), "contamination": contamination and contamination.to_dict()}, indent=2))
     else:
         render_report(report, Console())
-    return 0 if report.ok else 1
+        if contamination is not None:
+            render_contamination(contamination, track.rules.contamination, Console())
+    rejected = contamination is not None and contamination.contaminated and track.rules.contamination == "reject"
+    return 0 if report.ok and not rejected else 1

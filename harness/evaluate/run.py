@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.evaluate.aggregate import Aggregate, compute_aggregates
 from harness.evaluate.suites import Suite, SuiteTask, get_suite
+from harness.stats import BOOTSTRAP_SEED
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -43,6 +44,9 @@ class TaskResult:
     data: dict[str, Any]
     chance: float | None = None  # mean 1/len(choices) seen in the data (multiple choice)
     subtasks: dict[str, float] = field(default_factory=dict)
+    # Per-example outcomes of the scored metric, per subtask (harness.stats), and the bootstrap interval.
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    interval: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "name"}
@@ -66,6 +70,7 @@ class EvalResult:
     limit: int | None
     device: str
     seconds: float
+    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)  # aggregate -> bootstrap interval
 
     @property
     def primary_value(self) -> float | None:
@@ -84,7 +89,7 @@ class EvalResult:
             "limit": self.limit,
             "tasks": {n: t.to_dict() for n, t in self.tasks.items()},
             "missing": self.missing,
-            "aggregates": {n: a.to_dict() for n, a in self.aggregates.items()},
+            "aggregates": {n: {**a.to_dict(), "interval": self.intervals.get(n)} for n, a in self.aggregates.items()},
             "versions": {"lm_eval": self.lm_eval_version, "harness": self.harness_version},
             "seeds": self.seeds,
             "device": self.device,
@@ -165,13 +170,24 @@ def evaluate_checkpoint(
     )  # fmt: skip
     tasks, missing = _run_tasks(lm, spec, _data_root(spec, track, mirror), limit, progress, eval_data)
     accuracies = {name: t.accuracy for name, t in tasks.items()}
+    tasks, intervals = _with_intervals(spec, tasks)
     return EvalResult(
         suite=spec.name, suite_version=spec.version, primary=spec.primary, checkpoint=str(info.weights),
         track=track.name if track else None, tasks=tasks, missing=missing,
         aggregates=compute_aggregates(spec, accuracies), lm_eval_version=lm_eval.__version__,
-        harness_version=__version__, seeds=dict(SEEDS), limit=limit, device=dev,
-        seconds=time.perf_counter() - started,
+        harness_version=__version__, seeds={**SEEDS, "bootstrap": BOOTSTRAP_SEED}, limit=limit, device=dev,
+        seconds=time.perf_counter() - started, intervals=intervals,
     )  # fmt: skip
+
+
+def _with_intervals(suite: Suite, tasks: dict[str, TaskResult]) -> tuple[dict[str, TaskResult], dict[str, Any]]:
+    """Bootstrap intervals over evaluation examples (fixed seed) for every task and aggregate."""
+    from dataclasses import replace
+
+    from harness.stats import bootstrap_intervals
+
+    per_task, per_agg = bootstrap_intervals(suite, {n: t.examples for n, t in tasks.items() if t.examples})
+    return {n: replace(t, interval=per_task.get(n)) for n, t in tasks.items()}, per_agg
 
 
 def _run_tasks(
@@ -222,6 +238,7 @@ def _evaluate_task(lm: Any, task: SuiteTask, built: list[Any], limit: int | None
     metrics: dict[str, float] = {}
     stderr: dict[str, float] = {}
     chances: list[float] = []
+    examples: dict[str, dict[str, Any]] = {}
     n_samples = 0
     for b in built:
         with contextlib.redirect_stdout(io.StringIO()):  # lm-eval prints "bootstrapping for stddev" lines
@@ -230,9 +247,13 @@ def _evaluate_task(lm: Any, task: SuiteTask, built: list[Any], limit: int | None
         raw = out["results"][b.name]
         samples = out["samples"][b.name]
         sub_metrics, sub_stderr = _split_metrics(raw)
+        if task.metric == "acc_per_token" and not task.icl:  # DCLM's tasks score per token themselves
+            hits = _per_token_hits(lm, b.task, samples)
+            sub_metrics["acc_per_token"], sub_stderr["acc_per_token"] = _mean_and_stderr(hits)
+            examples[b.subtask or task.name] = {"kind": "mean", "values": hits}
+        else:
+            examples[b.subtask or task.name] = _examples_of(task.metric, samples)
         if task.metric == "acc_per_token":
-            if not task.icl:  # DCLM's tasks score per token themselves, on the rendered ids
-                sub_metrics["acc_per_token"], sub_stderr["acc_per_token"] = _per_token_accuracy(lm, b.task, samples)
             chances += [1.0 / len(s["arguments"]) for s in samples]
         n_samples += len(samples)
         prefix = f"{b.subtask}/" if b.subtask else ""
@@ -245,8 +266,16 @@ def _evaluate_task(lm: Any, task: SuiteTask, built: list[Any], limit: int | None
         n_samples=n_samples, shots=task.shots,
         data={(b.subtask or task.name): b.data.to_dict() for b in built},
         chance=sum(chances) / len(chances) if chances else None,
-        subtasks=per_sub if task.subtasks or len(built) > 1 else {},
+        subtasks=per_sub if task.subtasks or len(built) > 1 else {}, examples=examples,
     )  # fmt: skip
+
+
+def _examples_of(metric: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-example values of `metric` from lm-eval's logged samples (harness.stats's example format)."""
+    values = [s[metric] for s in samples]
+    if metric == "bits_per_byte":  # (log-likelihood, bytes) pairs
+        return {"kind": "bits_per_byte", "values": [float(v[0]) for v in values], "weights": [v[1] for v in values]}
+    return {"kind": "mean", "values": [float(v) for v in values]}
 
 
 def _split_metrics(raw: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
@@ -279,8 +308,9 @@ def _gold_index(task: Any, doc: dict[str, Any]) -> int:
     return task.doc_to_choice(doc).index(gold) if isinstance(gold, str) else int(gold)
 
 
-def _per_token_accuracy(lm: Any, task: Any, samples: list[dict[str, Any]]) -> tuple[float, float]:
-    """DCLM's multiple-choice accuracy: the choice with the highest log-likelihood per continuation token."""
+def _per_token_hits(lm: Any, task: Any, samples: list[dict[str, Any]]) -> list[float]:
+    """DCLM's multiple-choice accuracy per example: the choice with the highest log-likelihood per continuation
+    token is right (1.0) or not (0.0)."""
     hits = []
     for s in samples:
         lls = [resp[0][0] for resp in s["resps"]]
@@ -288,6 +318,10 @@ def _per_token_accuracy(lm: Any, task: Any, samples: list[dict[str, Any]]) -> tu
         scores = [ll / n for ll, n in zip(lls, lengths, strict=True)]
         best = max(range(len(scores)), key=scores.__getitem__)
         hits.append(float(best == _gold_index(task, s["doc"])))
+    return hits
+
+
+def _mean_and_stderr(hits: list[float]) -> tuple[float, float]:
     n = len(hits)
     acc = sum(hits) / n
     return acc, math.sqrt(acc * (1 - acc) / (n - 1)) if n > 1 else 0.0

@@ -33,9 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from harness import __version__
 from harness.errors import HarnessError, UsageError
+from harness.leaderboard.bands import noise_floor
 from harness.leaderboard.charts import loss_curve_svg, track_charts
 from harness.leaderboard.columns import Column, TrackTable, build_table, format_value, human, version_label
 from harness.leaderboard.downloads import write_downloads
+from harness.leaderboard.uncertainty import contamination_html, replicates_html
 from harness.records import Record, ResultsStore, StoreProblem
 from harness.resources import resource_dir
 
@@ -211,9 +213,11 @@ def _track_section(table: TrackTable, charts: dict[str, str]) -> str:
     pages = max(1, -(-n // PAGE_SIZE))
     return f"""<section class="track" id="track-{t}" data-track="{t}">
 <h2>Track {t}</h2>
-<p class="meta">{n} entries ranked by <strong>{e(table.primary_name)}</strong>. Aggregates: {aggs}.
+<p class="meta">{n} entries ranked by <strong>{e(table.primary_name)}</strong> (the replicates' mean where an
+entry has them). Aggregates: {aggs}.
 Download every entry: <a href="downloads/{t}/leaderboard.csv" download>leaderboard.csv</a> ·
 <a href="downloads/{t}/leaderboard.json" download>leaderboard.json</a></p>
+<p class="noise-floor">{e(noise_floor(list(table.records.values()), table.primary_name).text(table.primary_name))}</p>
 <div class="charts">{figures}</div>
 <div class="controls"><label>Filter <input type="search" class="filter" placeholder="name, author, entry id"
 aria-label="filter track {t}"></label> <span class="status" aria-live="polite">Showing
@@ -300,7 +304,8 @@ def _write_entry(record: Record, root: Path, title: str) -> None:
         title=e(title), harness_version=e(__version__), name=e(sub.name), track=e(track), track_anchor=e(track),
         track_path=e(track), entry_id=e(record.entry_id), authors=e(", ".join(sub.authors)),
         description=e(sub.description), contact=f"Contact: {e(sub.contact)}" if sub.contact else "", link=link,
-        created_at=e(record.created_at), aggregates=_aggregates_html(record), tasks=_tasks_html(record),
+        created_at=e(record.created_at), aggregates=_aggregates_html(record) + replicates_html(record),
+        tasks=_tasks_html(record) + contamination_html(record),
         training=_training_html(record), loss_curve=loss_curve_svg(record.training.curve),
         curve_points=len(record.training.curve), track_info=_track_html(record), provenance=_provenance_html(record),
     )  # fmt: skip
@@ -375,7 +380,8 @@ def _track_html(record: Record) -> str:
         ("rules", f"{track.rules.kind}, text edits {'allowed' if track.rules.text_edits else 'not allowed'}"),
     ]  # fmt: skip
     rows += [
-        (f"recipe.{k}", " ".join(v) or "none" if isinstance(v, tuple) else v) for k, v in vars(track.recipe).items()
+        (f"recipe.{k}", " ".join(map(str, v)) or "none" if isinstance(v, tuple) else v)
+        for k, v in vars(track.recipe).items()
     ]
     return note + _pairs(rows)
 

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from harness.leaderboard.bands import mark_rows, value_of
 from harness.records import Record
 
 Direction = Literal["asc", "desc"]
@@ -38,6 +39,8 @@ LEADING = (
     Column("name", "Entry", "asc", "text", "Entry name and authors; follow it for the full record."),
 )
 TRAILING = (
+    Column("band", "± 95%", "asc", "text", "Half-width of the 95% interval of the primary score (seeds + examples)."),
+    Column("flags", "Flags", "desc", "text", "≈: not distinguishable from the next rank at 95%; contamination found."),
     Column("tokens_seen", "Tokens", "desc", "tokens", "Tokens the model was trained on."),
     Column("passes", "Passes", "desc", "passes", "Passes over the subset (tokens seen / subset tokens)."),
     Column("subset_tokens", "Subset size", "desc", "tokens", "Tokens in the subset (one pass)."),
@@ -104,7 +107,7 @@ def _row(record: Record, agg_columns: list[Column]) -> dict[str, Any]:
     by_key = {aggregate_key(n, a.version): a for n, a in record.evaluation.aggregates.items()}
     for col in agg_columns:
         agg = by_key.get(col.key)
-        value = None if agg is None else agg.value
+        value = None if agg is None else value_of(record, col.label, agg.value)  # replicates' mean if any
         row[col.key] = value if value is None or math.isfinite(value) else None
     return row
 
@@ -126,6 +129,7 @@ def build_table(track: str, records: list[Record]) -> TrackTable:
         if value != previous:
             rank, previous = i, value
         row["rank"] = rank
+    mark_rows(rows, {r.entry_id: r for r in records}, primary_name)
     return TrackTable(
         track=track,
         primary=primary_col.key,

@@ -1,0 +1,87 @@
+"""Decontamination throughput (MB/s of subset text) against reading the same files (the limit), and peak memory of
+the scan at two subset sizes (it must not grow with the subset).
+
+The subset is the sandbox pool's own shards (its leaked documents included), checked against the sandbox suite's
+items: `--small` shards, then `--large` shards. Reading = gzip + JSON parse of every line (what the check must do
+anyway); the check = reading + normalising + hashing + looking up n-grams. Times are CPU seconds of this process
+(`time.process_time`), so a busy second core does not skew them; run it under the shared CPU lock. Peak memory is
+tracemalloc's peak of Python and numpy allocations during a second scan (the suite's index is built before;
+tracemalloc slows allocation, so the timed scan runs without it).
+
+It also prints, from the pool's hidden labels, how many of the flagged documents are the sandbox's leaked ones.
+Usage: python benchmarks/decontam_bench.py [--small 2] [--large 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import time
+import tracemalloc
+
+
+def _read(paths: list[str]) -> tuple[int, int]:
+    from harness.decontam import iter_jsonl_documents
+
+    docs = nbytes = 0
+    for _, text in iter_jsonl_documents(paths):
+        docs += 1
+        nbytes += len(text.encode("utf-8"))
+    return docs, nbytes
+
+
+def _check(paths: list[str], suite: str, index) -> tuple[object, float, int]:
+    """The check timed on its own, then run again under tracemalloc for its peak (tracemalloc slows it down)."""
+    from harness.decontam import iter_jsonl_documents, scan_documents
+
+    started = time.process_time()
+    report = scan_documents(iter_jsonl_documents(paths), suite, index)
+    seconds = time.process_time() - started
+    tracemalloc.start()
+    scan_documents(iter_jsonl_documents(paths), suite, index)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return report, seconds, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", type=int, default=2, help="shards in the small subset (default 2)")
+    parser.add_argument("--large", type=int, default=8, help="shards in the large subset (default 8)")
+    args = parser.parse_args()
+
+    from harness.decontam import iter_jsonl_documents, track_index
+    from harness.pools import ensure_pool
+    from harness.tracks import get_track
+
+    pool = ensure_pool("sandbox")
+    with gzip.open(pool.spec.home / "labels.jsonl.gz", "rt") as fh:
+        leaked = {lab["id"] for lab in map(json.loads, fh) if lab["class"] == "leaked"}
+    shards = sorted(str(p) for p in (pool.spec.home / "shards").glob("*.jsonl.gz"))
+    started = time.process_time()
+    suite, index = track_index(get_track("nano"))
+    print(f"suite index: {len(index.items)} items, {sum(len(t.grams) for t in index.tables.values()):,} distinct "
+          f"n-grams, built in {time.process_time() - started:.1f} CPU s")  # fmt: skip
+    for n in (args.small, args.large):
+        paths = shards[:n]
+        started = time.process_time()
+        docs, nbytes = _read(paths)
+        read_s = time.process_time() - started
+        report, check_s, peak = _check(paths, suite, index)
+        mb = nbytes / 1e6
+        flagged = set(report.contaminated_document_ids)  # type: ignore[attr-defined]
+        ids = {doc_id for doc_id, _ in iter_jsonl_documents(paths)}
+        leaked_here = leaked & ids
+        print(f"  labels: {len(leaked_here)} leaked documents in these shards; flagged {len(flagged)}, of which "
+              f"{len(flagged & leaked_here)} leaked and {len(flagged - leaked_here)} not")  # fmt: skip
+        print(
+            f"{n} shards: {docs:,} documents, {mb:.1f} MB of text | read {mb / read_s:.1f} MB/s | check "
+            f"{mb / check_s:.1f} MB/s = {read_s / check_s:.2f}x the reading limit | peak memory of the scan "
+            f"{peak / 2**20:.1f} MiB | {report.contaminated_documents} contaminated documents, "  # type: ignore[attr-defined]
+            f"{report.contaminated_items} items"  # type: ignore[attr-defined]
+        )
+
+
+if __name__ == "__main__":
+    main()

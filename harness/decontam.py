@@ -1,0 +1,412 @@
+"""Decontamination: which evaluation items of a track's suite a subset quotes, and in which documents.
+
+Items are the suite's own data rendered as the evaluator renders them (lm-eval: the zero-shot prompt followed by
+the gold answer), from the sandbox's eval files, the offline mirror or the hub. Text is normalised to words
+(case-folded runs of letters and digits: punctuation, case and spacing do not matter) and compared as hashed word
+n-grams, 13-grams by default as GPT-3 and its successors report; an item shorter than n words is one n-gram of
+its own length, and items under `MIN_ITEM_WORDS` words are too short to check (they match everywhere).
+
+A document contaminates an item when the item's n-grams found in the document cover at least `min_coverage` of
+the item's words (95%). Any single shared 13-gram (GPT-3's rule) raises false alarms on templated text, where a
+13-word stretch of a story template recurs in unrelated documents (on the sandbox at scale 0.01: 430 of 2,800
+documents, 426 of them not leaks); partial overlaps of story templates cover up to about 90% of an item, and a
+copy with case, punctuation and spacing changed and one word dropped covers 97.5% or more of an item of 40 words
+(measured in the README's section on rankings). Text that repeats an item with a single word changed is caught
+too: it is a near-duplicate of the item, whatever its origin.
+
+Memory is bounded by the suite: its n-gram hashes sit in sorted numpy arrays; the subset streams through in
+batches of documents, each batch's n-grams looked up at once (`np.searchsorted`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from harness.evaluate.suites import Suite
+    from harness.tracks import Track
+
+NGRAM = 13
+MIN_ITEM_WORDS = 8
+MIN_COVERAGE = 0.95
+#: Documents per lookup batch (the batch's words and n-grams are the only per-subset memory).
+BATCH_DOCUMENTS = 2048
+#: Document ids kept per contaminated item, and contaminated document ids kept in all (the counts stay exact).
+MAX_DOCS_PER_ITEM = 20
+MAX_DOCUMENTS_LISTED = 10_000
+
+_WORD = re.compile(r"[^\W_]+")
+_MULT = np.uint64(0x9E3779B97F4A7C15)
+_BLOOM_BITS = 22
+_BLOOM_MASK = np.uint64((1 << _BLOOM_BITS) - 1)
+
+
+class SuiteDataMissing(HarnessError):
+    """The suite's data is not available for the contamination check."""
+
+
+def words(text: str) -> list[str]:
+    """The normalised words of a text: case-folded runs of letters and digits."""
+    return _WORD.findall(text.casefold())
+
+
+def _word_hashes(ws: list[str]) -> np.ndarray:
+    # Python's string hash: fast, and stable within the process that builds the index and scans the subset.
+    return np.fromiter(map(hash, ws), dtype=np.int64, count=len(ws)).view(np.uint64)
+
+
+def _grams(h: np.ndarray, n: int) -> np.ndarray:
+    """Polynomial hashes of every n-gram of the word hashes `h` (wrapping uint64 arithmetic)."""
+    if len(h) < n:
+        return np.empty(0, dtype=np.uint64)
+    g = h[: len(h) - n + 1].copy()
+    with np.errstate(over="ignore"):
+        for j in range(1, n):
+            g = g * _MULT + h[j : len(h) - n + 1 + j]
+    return g
+
+
+@dataclass(frozen=True)
+class Item:
+    """One evaluation item: its task, its id (the data's `id` field, else its position) and prompt + gold."""
+
+    task: str
+    item_id: str
+    text: str
+
+
+@dataclass
+class _Table:
+    """Sorted unique n-gram hashes of one length, each with the items it occurs in (CSR)."""
+
+    grams: np.ndarray
+    starts: np.ndarray
+    items: np.ndarray
+    positions: np.ndarray  # first word position of the n-gram in that item
+    bloom: np.ndarray  # bool[2**_BLOOM_BITS]: whether any n-gram has these low bits (a cheap first filter)
+
+
+@dataclass
+class NgramIndex:
+    """The suite's items as hashed n-grams, grouped by n-gram length."""
+
+    items: list[Item]
+    n: int
+    words_per_item: np.ndarray  # normalised words of each item (0 = too short, not checked)
+    tables: dict[int, _Table] = field(default_factory=dict)
+
+    @property
+    def max_words(self) -> int:
+        return int(self.words_per_item.max(initial=0))
+
+    @classmethod
+    def build(cls, items: list[Item], n: int = NGRAM, min_words: int = MIN_ITEM_WORDS) -> NgramIndex:
+        per_len: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        counts = np.zeros(len(items), dtype=np.int64)
+        for k, item in enumerate(items):
+            ws = words(item.text)
+            if len(ws) < min_words:
+                continue
+            length = min(n, len(ws))
+            g, first = np.unique(_grams(_word_hashes(ws), length), return_index=True)
+            counts[k] = len(ws)
+            per_len.setdefault(length, []).append((g, np.full(len(g), k, dtype=np.int64), first))
+        tables = {}
+        for length, parts in per_len.items():
+            g, o, p = (np.concatenate(x) for x in zip(*parts, strict=True))
+            order = np.lexsort((p, o, g))
+            g, o, p = g[order], o[order], p[order]
+            uniq, starts = np.unique(g, return_index=True)
+            bloom = np.zeros(1 << _BLOOM_BITS, dtype=bool)
+            bloom[(uniq & _BLOOM_MASK).astype(np.int64)] = True
+            tables[length] = _Table(uniq, np.append(starts, len(g)), o, p, bloom)
+        return cls(items, n, counts, tables)
+
+
+@dataclass
+class Scanner:
+    """Streams documents against an `NgramIndex`; `add` them, then `result()`."""
+
+    index: NgramIndex
+    min_coverage: float = MIN_COVERAGE
+    documents: int = 0
+    bytes: int = 0
+    _batch: list[tuple[str, str]] = field(default_factory=list)
+    _item_docs: dict[int, list[str]] = field(default_factory=dict)
+    _item_hits: dict[int, int] = field(default_factory=dict)
+    _docs: list[str] = field(default_factory=list)
+    _n_docs: int = 0
+
+    def add(self, doc_id: str, text: str) -> None:
+        self._batch.append((doc_id, text))
+        self.documents += 1
+        self.bytes += len(text.encode("utf-8"))
+        if len(self._batch) >= BATCH_DOCUMENTS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._batch:
+            return
+        all_words: list[str] = []
+        lengths = np.empty(len(self._batch), dtype=np.int64)
+        for k, (_, text) in enumerate(self._batch):
+            ws = words(text)
+            lengths[k] = len(ws)
+            all_words += ws
+        flat = _word_hashes(all_words)  # one call per batch: the per-document overhead dominated
+        doc_of = np.repeat(np.arange(len(self._batch)), lengths)
+        pairs = [self._hits(flat, doc_of, length, table) for length, table in self.index.tables.items()]
+        self._record(np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64))
+        self._batch.clear()
+
+    def _hits(self, flat: np.ndarray, doc_of: np.ndarray, length: int, table: _Table) -> np.ndarray:
+        """(document in batch, item) pairs where the document holds at least min_coverage of the item."""
+        grams = _grams(flat, length)
+        if not len(grams):
+            return np.empty((0, 2), dtype=np.int64)
+        # The bloom filter drops almost every window at the cost of one lookup; only the rest is binary-searched.
+        cand = np.flatnonzero(table.bloom[(grams & _BLOOM_MASK).astype(np.int64)])
+        cand = cand[doc_of[cand] == doc_of[cand + length - 1]]  # the window does not cross into the next document
+        pos = np.searchsorted(table.grams, grams[cand])
+        pos[pos >= len(table.grams)] = 0
+        found = table.grams[pos] == grams[cand]
+        if not found.any():
+            return np.empty((0, 2), dtype=np.int64)
+        docs, pos = doc_of[cand[found]].astype(np.int64), pos[found]
+        # Each distinct n-gram once per document (1-d keys: np.unique along an axis is many times slower).
+        key = np.unique(docs * len(table.grams) + pos)
+        doc, gram = np.divmod(key, len(table.grams))
+        starts, sizes = table.starts[gram], table.starts[gram + 1] - table.starts[gram]
+        entry = np.repeat(starts, sizes) + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        n_items, width = len(self.index.items), self.index.max_words + 1
+        triple = np.unique((np.repeat(doc, sizes) * n_items + table.items[entry]) * width + table.positions[entry])
+        pair, position = np.divmod(triple, width)  # sorted by document, item, position
+        return self._covering(pair, position, length)
+
+    def _covering(self, pair: np.ndarray, position: np.ndarray, length: int) -> np.ndarray:
+        """(document, item) pairs whose matched n-grams (at their item positions) cover min_coverage of the item."""
+        same = pair[1:] == pair[:-1]
+        # Union of the windows [p, p + length) of one pair: each window adds the words up to the next one.
+        gain = np.append(np.where(same, np.minimum(length, np.diff(position)), length), length)
+        pairs, first = np.unique(pair, return_index=True)
+        covered = np.add.reduceat(gain, first)
+        doc, item = np.divmod(pairs, len(self.index.items))
+        keep = covered >= self.min_coverage * self.index.words_per_item[item] - 1e-9
+        return np.stack([doc[keep], item[keep]], axis=1)
+
+    def _record(self, pairs: np.ndarray) -> None:
+        seen_docs: set[int] = set()
+        for d, k in pairs.tolist():
+            doc_id = self._batch[d][0]
+            self._item_hits[k] = self._item_hits.get(k, 0) + 1
+            listed = self._item_docs.setdefault(k, [])
+            if len(listed) < MAX_DOCS_PER_ITEM:
+                listed.append(doc_id)
+            if d not in seen_docs:
+                seen_docs.add(d)
+                self._n_docs += 1
+                if len(self._docs) < MAX_DOCUMENTS_LISTED:
+                    self._docs.append(doc_id)
+
+    def result(self, suite: str) -> ContaminationReport:
+        self.flush()
+        tasks: dict[str, dict[str, Any]] = {}
+        for k, item in enumerate(self.index.items):
+            t = tasks.setdefault(item.task, {"items": 0, "too_short": 0, "contaminated": 0, "item_ids": [],
+                                             "documents": {}})  # fmt: skip
+            t["items"] += 1
+            t["too_short"] += int(self.index.words_per_item[k] == 0)
+            if k in self._item_hits:
+                t["contaminated"] += 1
+                t["item_ids"].append(item.item_id)
+                t["documents"][item.item_id] = sorted(self._item_docs[k])
+        return ContaminationReport(
+            suite=suite, ngram=self.index.n, min_coverage=self.min_coverage, documents_scanned=self.documents,
+            bytes_scanned=self.bytes, contaminated_documents=self._n_docs,
+            contaminated_document_ids=tuple(sorted(self._docs)), contaminated_items=len(self._item_hits),
+            items=len(self.index.items), tasks=tasks,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContaminationReport:
+    """Per task: items checked, too short to check, contaminated, their ids and the documents quoting each."""
+
+    suite: str
+    ngram: int
+    min_coverage: float
+    documents_scanned: int
+    bytes_scanned: int
+    contaminated_documents: int
+    contaminated_document_ids: tuple[str, ...]
+    contaminated_items: int
+    items: int
+    tasks: dict[str, dict[str, Any]]
+
+    @property
+    def contaminated(self) -> bool:
+        return self.contaminated_items > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        from harness.config import to_dict
+
+        return to_dict(self)
+
+    def for_record(self, rule: str) -> dict[str, Any]:
+        """The record's `contamination` block (harness.records.Contamination)."""
+        keep = ("suite", "ngram", "min_coverage", "documents_scanned", "contaminated_documents",
+                "contaminated_items", "items", "tasks")  # fmt: skip
+        return {**{k: getattr(self, k) for k in keep}, "rule": rule}
+
+    def summary(self) -> str:
+        if not self.contaminated:
+            return (f"no contamination: {self.documents_scanned:,} documents against {self.items:,} items of suite "
+                    f"{self.suite} ({self.ngram}-grams)")  # fmt: skip
+        per_task = ", ".join(
+            f"{name} {t['contaminated']}/{t['items']}" for name, t in self.tasks.items() if t["contaminated"]
+        )
+        return (f"CONTAMINATED: {self.contaminated_documents:,} documents quote {self.contaminated_items:,} items "
+                f"of suite {self.suite} ({per_task})")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- suite items
+
+
+def suite_items(suite: Suite, data_root: Path | None) -> list[Item]:
+    """Every item of every task of the suite: the zero-shot prompt followed by the gold answer, as lm-eval
+    renders them. Raises SuiteDataMissing naming the task and how to get its data."""
+    from harness.evaluate.data import MissingData
+    from harness.evaluate.run import SEEDS
+    from harness.evaluate.tasks import build_tasks
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # lm-eval logs every task's config choices
+    items: list[Item] = []
+    for spec in suite.tasks:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                built = build_tasks(spec, data_root=data_root, fewshot_seed=SEEDS["fewshot"])
+        except MissingData as exc:
+            raise SuiteDataMissing(f"the contamination check needs every task of suite {suite.name!r}: {exc}") from None
+        for b in built:
+            items.extend(_task_items(spec.name, b))
+    return items
+
+
+def _task_items(task_name: str, built: Any) -> Iterator[Item]:
+    task = built.task
+    prefix = f"{built.subtask}/" if built.subtask else ""
+    delimiter = task.config.target_delimiter or ""
+    for k, doc in enumerate(task.eval_docs):
+        prompt = task.doc_to_text(doc)
+        prompt = prompt if isinstance(prompt, str) else ""
+        target = task.doc_to_target(doc)
+        if task.OUTPUT_TYPE == "multiple_choice":
+            choices = task.doc_to_choice(doc)
+            gold = target[0] if isinstance(target, list) else target
+            answer = choices[gold] if isinstance(gold, int) else str(gold)
+        else:
+            answer = target[0] if isinstance(target, list) else str(target)
+        item_id = doc.get("id") if isinstance(doc, dict) else None
+        text = f"{prompt}{delimiter}{answer}" if prompt else answer
+        yield Item(task_name, prefix + str(item_id if item_id is not None else k), text)
+
+
+def track_index(track: Track, *, mirror: str | None = None, n: int = NGRAM) -> tuple[str, NgramIndex]:
+    """The n-gram index of the track's suite (its data from the pool's eval folder, the mirror or the hub)."""
+    from harness.evaluate.run import _data_root
+    from harness.evaluate.suites import get_suite
+
+    suite = get_suite(track.suite)
+    try:
+        root = _data_root(suite, track, mirror)
+    except HarnessError as exc:
+        raise SuiteDataMissing(f"the contamination check cannot find suite {suite.name!r}'s data: {exc}") from None
+    return suite.name, NgramIndex.build(suite_items(suite, root), n=n)
+
+
+def scan_documents(
+    docs: Iterable[tuple[str, str]], suite: str, index: NgramIndex, *, min_coverage: float = MIN_COVERAGE
+) -> ContaminationReport:
+    """Stream (id, text) pairs through the check."""
+    scanner = Scanner(index, min_coverage)
+    for doc_id, text in docs:
+        scanner.add(doc_id, text)
+    return scanner.result(suite)
+
+
+def iter_jsonl_documents(paths: Iterable[str], progress: Progress | None = None) -> Iterator[tuple[str, str]]:
+    """(id, text) of every line of resolved subset files (`{"id", "text", ...}` per line)."""
+    import json
+
+    from harness.pools.io import open_binary
+
+    for path in paths:
+        with open_binary(str(path)) as fh:
+            for line in fh:
+                if line.strip():
+                    doc = json.loads(line)
+                    yield str(doc["id"]), doc["text"]
+
+
+def check_files(track: Track, paths: Iterable[str], *, mirror: str | None = None) -> ContaminationReport:
+    """The contamination report of resolved subset files (what `submit`'s validate stage writes)."""
+    suite, index = track_index(track, mirror=mirror)
+    return scan_documents(iter_jsonl_documents(paths), suite, index)
+
+
+def check_subset(track: Track, subset: str, *, mirror: str | None = None) -> ContaminationReport:
+    """The contamination report of a (valid) subset as submitted: its texts resolved against the pool."""
+    import tempfile
+
+    from harness.submission import materialize_subset
+
+    suite, index = track_index(track, mirror=mirror)  # missing suite data fails before the subset is read
+    with tempfile.TemporaryDirectory(prefix="harness-decontam-") as tmp:
+        files = materialize_subset(subset, track, tmp)
+        return scan_documents(iter_jsonl_documents(map(str, files)), suite, index)
+
+
+def render_contamination(report: ContaminationReport, rule: str, console: Any) -> None:
+    """The report for people: a verdict line, then per contaminated task its items and the documents quoting them."""
+    from rich.markup import escape
+
+    colour = "red" if report.contaminated else "green"
+    console.print(f"[bold {colour}]{escape(report.summary())}[/] (rule: {rule})", highlight=False)
+    for task, t in report.tasks.items():
+        for item_id, docs in list(t["documents"].items())[:10]:
+            console.print(f"  {escape(task)} {escape(item_id)}: quoted by {', '.join(docs)}", highlight=False)
+        if len(t["documents"]) > 10:
+            console.print(f"  {escape(task)}: ... and {len(t['documents']) - 10} more items")
+
+
+class SubsetContaminated(HarnessError):
+    """The track rejects subsets that quote its evaluation items."""
+
+
+def enforce(track: Track, report: ContaminationReport | dict[str, Any]) -> None:
+    """Raise SubsetContaminated when the track's rule is 'reject' and the subset quotes any item."""
+    data = report if isinstance(report, dict) else report.to_dict()
+    if track.rules.contamination != "reject" or not data["contaminated_items"]:
+        return
+    named = "; ".join(
+        f"{task}: {', '.join(t['item_ids'][:5])}{' ...' if len(t['item_ids']) > 5 else ''}"
+        for task, t in data["tasks"].items() if t["contaminated"]
+    )  # fmt: skip
+    raise SubsetContaminated(
+        f"track {track.name} rejects subsets that quote its evaluation items: {data['contaminated_documents']} "
+        f"documents quote {data['contaminated_items']} items ({named}). Remove those documents (their ids are in "
+        "the contamination report of `harness validate --json`) and submit again."
+    )
