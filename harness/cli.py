@@ -24,6 +24,9 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "evaluate": "evaluate",
     "submit": "submit",
+    "score": "score",
+    "select": "select",
+    "classifier": "classifier",
     "leaderboard": "leaderboard",
     "demo": "demo",
 }
