@@ -22,7 +22,7 @@ from pathlib import Path
 from harness.sandbox.documents import Facts, page, qa
 from harness.sandbox.world import World
 
-#: Reference documents at scale 1.0: about 4M characters, 4% of the pool's.
+#: Reference documents at scale 1.0: about 2.5M characters, 2.5% of the pool's.
 BASE_DOCUMENTS = 10_000
 #: Share of Q&A pages (ELI5's share of DCLM's positives is about half).
 QA_SHARE = 0.5

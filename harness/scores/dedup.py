@@ -64,10 +64,13 @@ class DedupScorer(Scorer):
         """(name, pipeline, tasks) of the stages that must finish before the per-shard pass."""
         from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupSignature
 
+        from harness.scores.words import shared_tokenizer
+
         root = work_dir / "minhash"
         config = self.minhash_config()
+        words = shared_tokenizer(self.language)
         return [
-            ("minhash-signatures", [reader, MinhashDedupSignature(str(root / "sigs"), config=config, language=self.language)], n_tasks),
+            ("minhash-signatures", [reader, MinhashDedupSignature(str(root / "sigs"), config=config, language=words)], n_tasks),
             ("minhash-buckets", [MinhashDedupBuckets(str(root / "sigs"), str(root / "buckets"), config=config)], self.buckets),
             ("minhash-clusters", [MinhashDedupCluster(str(root / "buckets"), str(root / "clusters"), config=config, save_cluster_id=True)], 1),
         ]  # fmt: skip

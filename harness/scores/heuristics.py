@@ -1,7 +1,8 @@
 """`heuristics`: datatrove's Gopher (quality + repetition), C4 and FineWeb quality filters, pass/fail and reason.
 
 Each filter sees its own copy of the document (C4's filter edits text in place), with datatrove's default
-thresholds. Columns: `<filter>_pass` per filter, `heuristics_pass` (all of them) and `heuristics_reason`
+thresholds. The four filters share one word tokenizer (see `_shared_tokenizer`), so a document is tokenized once,
+not once per filter (`harness.scores.words`). Columns: `<filter>_pass` per filter, `heuristics_pass` (all of them) and `heuristics_reason`
 ("<filter>:<datatrove's reason>" of the first filter that failed, null when all passed).
 """
 
@@ -71,10 +72,14 @@ def _build(filters: tuple[str, ...], language: str) -> dict[str, Any]:
         GopherRepetitionFilter,
     )
 
+    from harness.scores.words import shared_tokenizer
+
+    tok = shared_tokenizer(language)
+
     makers = {
-        "gopher": lambda: GopherQualityFilter(language=language),
-        "gopher_repetition": lambda: GopherRepetitionFilter(language=language),
-        "c4": lambda: C4QualityFilter(language=language),
-        "fineweb": lambda: FineWebQualityFilter(language=language),
+        "gopher": lambda: GopherQualityFilter(language=tok),
+        "gopher_repetition": lambda: GopherRepetitionFilter(language=tok),
+        "c4": lambda: C4QualityFilter(language=tok),
+        "fineweb": lambda: FineWebQualityFilter(language=tok),
     }
     return {f: makers[f]() for f in filters}
