@@ -116,12 +116,44 @@ def test_eval_files_schema_and_manifest(pool: Path) -> None:
     assert 80 <= len(_eval(pool, "heldout")) <= 150
 
 
-def test_eval_material_is_not_in_the_pool(pool: Path) -> None:
-    haystack = "\0".join(d["text"] for d in _docs(pool))
+def test_eval_material_is_not_in_the_pool_outside_leaked_documents(pool: Path) -> None:
+    leaked_ids = {lab["id"] for lab in _labels(pool) if lab["class"] == "leaked"}
+    haystack = "\0".join(d["text"] for d in _docs(pool) if d["id"] not in leaked_ids)
     passages = [it["text"] for it in _eval(pool, "heldout")]
     passages += [it["context"] for name in ("fact_cloze", "next_sentence", "last_word") for it in _eval(pool, name)]
     leaked = [p for p in passages if p in haystack]
     assert not leaked, leaked[:3]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def test_leaked_documents_quote_the_items_they_name(pool: Path) -> None:
+    docs = {d["id"]: d["text"] for d in _docs(pool)}
+    leaks = [lab for lab in _labels(pool) if lab["class"] == "leaked"]
+    assert len(leaks) == 4 and {lab["task"] for lab in leaks} == {"fact_cloze", "next_sentence", "last_word", "heldout"}
+    assert {lab["edit"] for lab in leaks} == {"exact", "light"}
+    items = {
+        it["id"]: it for name in ("fact_cloze", "next_sentence", "last_word", "heldout") for it in _eval(pool, name)
+    }
+    for lab in leaks:
+        text = docs[lab["id"]]
+        assert len(lab["items"]) == len(set(lab["items"])) >= 3
+        for item_id in lab["items"]:
+            it = items[item_id]
+            gold = it["choices"][it["gold"]] if "choices" in it else it.get("target", "")
+            quote = it.get("context", it.get("text", "")) + gold
+            if lab["edit"] == "exact":
+                assert quote in text
+            else:  # light edits: case, punctuation, line breaks, at most one word dropped from a long quote
+                assert quote not in text
+                words, found = _words(quote), _words(text)
+                i = next(i for i in range(len(found)) if found[i : i + 10] == words[:10])
+                kept = found[i : i + len(words)]
+                assert kept == words or kept[:-1] in (
+                    [w for j, w in enumerate(words) if j != k] for k in range(len(words))
+                )
 
 
 def test_facts_are_stated_by_clean_and_contradicted_by_wrong_fact(pool: Path) -> None:
@@ -161,8 +193,8 @@ def test_content_is_pinned_for_this_generator_version(pool: Path) -> None:
     # (and then update this hash and pools/sandbox.toml).
     manifest = json.loads((pool / "manifest.json").read_text())
     assert (GENERATOR_VERSION, manifest["content_sha256"]) == (
-        2,
-        "c08dcb9f5a92c54172457307ae3fa8676c8f70ca569eb58c3cb8861976964b95",
+        3,
+        "e31516d9e71dc0d827d0493f64c4c1f40a20d841e790925d3d2d8a721b0b43de",
     )
 
 

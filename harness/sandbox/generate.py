@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from harness.sandbox import documents as D
+from harness.sandbox import leaks
 from harness.sandbox.world import World, build_world
 
 #: Documents at scale 1.0: about 98M characters, ~39M tokens of the sandbox BPE (2.5 characters per token
@@ -48,7 +49,8 @@ CLASS_WEIGHTS = {
 DUP_SOURCE_WEIGHTS = {"spam": 0.45, "boilerplate": 0.38, "clean": 0.05, "noisy": 0.03, "wrong_fact": 0.09}
 #: Classes of the source slots, in a repeating pattern of 20.
 SOURCE_PATTERN = ("spam",) * 5 + ("boilerplate",) * 5 + ("clean",) * 6 + ("noisy",) * 2 + ("wrong_fact",) * 2
-CLASSES = tuple(CLASS_WEIGHTS)
+#: Every class; `leaked` documents (quotes of evaluation items, `harness.sandbox.leaks`) sit on fixed slots.
+CLASSES = (*CLASS_WEIGHTS, "leaked")
 
 _CLEAN_DOMAINS = {"page": "wiki", "story": "stories", "list": "atlas", "qa": "answers"}
 
@@ -61,6 +63,7 @@ class Layout:
     n_documents: int
     n_shards: int
     n_sources: int
+    n_leaked: int = 0
 
     @classmethod
     def for_scale(cls, seed: int, scale: float) -> Layout:
@@ -69,7 +72,12 @@ class Layout:
         n_docs = max(100, round(BASE_DOCUMENTS * scale))
         n_shards = max(2, min(256, round(BASE_SHARDS * scale)))
         n_sources = max(40, round(BASE_SOURCES * scale))
-        return cls(seed, n_docs, n_shards, n_sources)
+        return cls(seed, n_docs, n_shards, n_sources, leaks.n_leaked(n_docs, n_sources, scale))
+
+
+@cache
+def _leaked_slots(layout: Layout) -> dict[int, int]:
+    return leaks.leaked_slots(layout.n_documents, layout.n_sources, layout.n_leaked)
 
 
 @cache
@@ -89,7 +97,7 @@ def _sources(layout: Layout) -> dict[str, tuple[list[int], list[float]]]:
 def slot_class(layout: Layout, g: int, rng: random.Random) -> str:
     if g < layout.n_sources:
         return SOURCE_PATTERN[g % len(SOURCE_PATTERN)]
-    return rng.choices(CLASSES, weights=list(CLASS_WEIGHTS.values()))[0]
+    return rng.choices(tuple(CLASS_WEIGHTS), weights=list(CLASS_WEIGHTS.values()))[0]
 
 
 def _url(rng: random.Random, domain: str, g: int) -> str:
@@ -130,6 +138,11 @@ def _source(world: World, layout: Layout, r: int) -> tuple[str, str, str]:
 
 def document(world: World, layout: Layout, g: int) -> tuple[dict, dict]:
     """The pool document of slot g and its label."""
+    if g in _leaked_slots(layout):
+        domain, text, fields = leaks.leaked_document(world, layout.seed, _leaked_slots(layout)[g])
+        url = _url(random.Random(f"{layout.seed}/slot/{g}"), domain, g)
+        did = doc_id(url, text)
+        return {"id": did, "url": url, "text": text}, {"id": did, "class": "leaked", **fields}
     rng = random.Random(f"{layout.seed}/slot/{g}")
     cls = slot_class(layout, g, rng)
     if cls in ("exact_dup", "near_dup"):
