@@ -64,7 +64,7 @@ def bench_loglik(docs: list) -> None:
         out: dict = {}
         t_score = cpu(lambda: out.update(scorer.score(docs, 0)))
         model, tokenizer, info, _ = scorer._loaded  # type: ignore[attr-defined]
-        ctx = info.shape.seq_len
+        ctx = info.shape.context
         windows = []
         for i, enc in enumerate(tokenizer.encode_batch([d.text for d in docs])):
             seq = [0, *enc.ids]

@@ -37,18 +37,29 @@ def work_dir(track: str) -> Path:
 
 def pool_scores(track: str, scorer: str, *, workers: int = 1, tag: str = "", **options: object) -> Path:
     """Score the track's pool with one scorer (resumes; reuses finished scores) and return the folder."""
+    out = work_dir(track) / (f"scores-{scorer}" + (f"-{tag}" if tag else ""))
+    _score(get_track(track).pool, out, scorer, workers, options)
+    return out
+
+
+def score_files(folder: Path, scorer: str, *, workers: int = 1, tag: str = "", **options: object) -> Path:
+    """Score JSONL files of pool documents (`{"id", "text"}`) with one scorer; returns the scores folder."""
+    out = folder.with_name(folder.name + f"-scores-{scorer}" + (f"-{tag}" if tag else ""))
+    _score(str(folder), out, scorer, workers, options)
+    return out
+
+
+def _score(source: str, out: Path, scorer: str, workers: int, options: dict) -> None:
     from rich.console import Console
 
     from harness.pipeline import make_progress
     from harness.scores import make_scorer
     from harness.scores.run import ExecutorOptions, score
 
-    out = work_dir(track) / (f"scores-{scorer}" + (f"-{tag}" if tag else ""))
     if not (out / "manifest.json").is_file():
         with make_progress(Console(file=sys.stderr)) as progress:
-            score(get_track(track).pool, [make_scorer(scorer, **options)], out,
-                  executor=ExecutorOptions(workers=workers), progress=progress)  # fmt: skip
-    return out
+            score(source, [make_scorer(scorer, **options)], out, executor=ExecutorOptions(workers=workers),
+                  progress=progress)  # fmt: skip
 
 
 def select_subset(track: str, scores: list[Path], out: str, **selection: object) -> None:
@@ -66,12 +77,14 @@ def pool_documents(track: str) -> Iterator[dict]:
     yield from ensure_pool(get_track(track).pool).iter_documents()
 
 
-def fill_budget(docs: Iterable[dict], track: str, seed: int) -> list[dict]:
-    """A seeded random sample of `docs` holding the track's token budget (one pass over the subset in training).
+def fill_budget(docs: Iterable[dict], track: str, seed: int, tokens: int | None = None) -> list[dict]:
+    """A seeded random sample of `docs` holding the track's token budget (one pass over the subset in training),
+    or `tokens` when given.
 
     When `docs` hold less than the budget, all of them are returned (training then repeats them).
     """
     spec = get_track(track)
+    budget = tokens or spec.tokens
     tokenizer = load_tokenizer(spec.tokenizer)
     pool = list(docs)
     random.Random(seed).shuffle(pool)
@@ -81,7 +94,7 @@ def fill_budget(docs: Iterable[dict], track: str, seed: int) -> list[dict]:
         for doc, enc in zip(batch, tokenizer.encode_batch([d["text"] for d in batch]), strict=True):
             chosen.append(doc)
             tokens += len(enc.ids) + 1  # + the end-of-document token
-            if tokens >= spec.tokens:
+            if tokens >= budget:
                 return chosen
     return chosen
 

@@ -291,6 +291,11 @@ def create_sandbox(
             generate_sandbox(tmp, scale=spec.sandbox_scale, workers=workers, progress=bar)
         shutil.rmtree(home, ignore_errors=True)
         tmp.rename(home)  # the pool appears whole or not at all
+        if not _matches_pins(spec, home / "manifest.json"):
+            raise HarnessError(
+                f"the generated sandbox in {home} differs from the hashes pinned in pools/{spec.id}.toml "
+                "(shards or reference set); the generator changed without a new pin"
+            )
     return index_pool(spec, workers=workers, progress=progress)
 
 

@@ -31,6 +31,10 @@ class Scorer(ABC):
     def fields(self) -> list[pa.Field]:
         """The Parquet columns this scorer writes (names, types, nullability), with a description in metadata."""
 
+    def preload(self) -> None:  # noqa: B027 - optional hook
+        """Import heavy libraries in the parent, so that forked local workers inherit them instead of each
+        importing them again (spaCy takes seconds)."""
+
     def setup(self, work_dir: Path) -> None:  # noqa: B027 - optional hook
         """Load models once per task, in the worker process."""
 

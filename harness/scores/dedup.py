@@ -75,6 +75,11 @@ class DedupScorer(Scorer):
             ("minhash-clusters", [MinhashDedupCluster(str(root / "buckets"), str(root / "clusters"), config=config, save_cluster_id=True)], 1),
         ]  # fmt: skip
 
+    def preload(self) -> None:
+        from harness.scores.words import preload
+
+        preload(self.language)
+
     def setup(self, work_dir: Path) -> None:
         object.__setattr__(self, "_clusters_dir", Path(work_dir) / "minhash" / "clusters")
         object.__setattr__(self, "_maps", {})

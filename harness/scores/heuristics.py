@@ -42,6 +42,11 @@ class HeuristicsScorer(Scorer):
         out.append(field("heuristics_reason", pa.string(), "filter:reason of the first failure", nullable=True))
         return out
 
+    def preload(self) -> None:
+        from harness.scores.words import preload
+
+        preload(self.language)
+
     def setup(self, work_dir: Any) -> None:
         object.__setattr__(self, "_blocks", _build(self.filters, self.language))
 

@@ -81,13 +81,13 @@ class LoglikScorer(Scorer):
             "checkpoint_sha256": file_sha256(info.weights),
             "track": info.track,
             "tokenizer": info.tokenizer.name,
-            "context": info.shape.seq_len,
+            "context": info.shape.context,
             "batch_tokens": self.batch_tokens,
         }
 
     def score(self, docs: list[Document], rank: int) -> dict[str, list[Any]]:
         model, tokenizer, info, device = getattr(self, "_loaded", None) or self._load()
-        eot, ctx = info.tokenizer.eot_id, info.shape.seq_len
+        eot, ctx = info.tokenizer.eot_id, info.shape.context
         encoded = tokenizer.encode_batch([d.text for d in docs])
         windows: list[tuple[int, list[int]]] = []  # (document, ctx+1 token window)
         for i, enc in enumerate(encoded):

@@ -239,6 +239,9 @@ def score(
         if scorer.global_stage:
             stages += scorer.global_pipelines(ShardReader(src), out / "_work", n)  # type: ignore[attr-defined]
     stages.append(("score", [ShardReader(src), ScoreWriter(scorers, str(out), batch_size)], n))
+    if executor.kind == "local":
+        for scorer in scorers:
+            scorer.preload()
     with _quiet_logs(), _watch(out / "_logs", stages, progress):
         previous = None
         for name, pipeline, tasks in stages:

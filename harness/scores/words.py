@@ -63,3 +63,9 @@ class SharedTokenizer(WordTokenizer):
 
 def shared_tokenizer(language: str) -> SharedTokenizer:
     return SharedTokenizer(language)
+
+
+def preload(language: str) -> None:
+    """Import spaCy and datatrove's tokenizer module now (forked workers then share them)."""
+    if type(load_word_tokenizer(language)).__name__ == "SpaCyTokenizer":
+        import spacy  # noqa: F401
