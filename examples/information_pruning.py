@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import fill_budget, parse_args, pool_documents, select_subset, work_dir, write_subset
+from common import fill_budget, parse_args, pool_documents, score_files, select_subset, work_dir, write_subset
 
 REFERENCE_TRACK = "debug"
 KEEP = 0.5
