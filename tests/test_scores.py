@@ -279,3 +279,14 @@ def test_ray_executor_writes_the_same_files(scored: Path, slice_dir: Path, tmp_p
     finally:
         ray.shutdown()
     assert _parts(tmp_path / "ray") == _parts(scored)
+
+
+def test_command_options() -> None:
+    from cli_helpers import command_options, subcommands
+
+    assert {"--scorer", "--out", "--workers", "--executor", "--fasttext-model", "--checkpoint"} <= command_options(
+        "score"
+    )
+    assert {"--scores", "--where", "--unique", "--by", "--top", "--track", "--out"} <= command_options("select")
+    assert subcommands("classifier") == {"train"}
+    assert {"--pos", "--neg", "--out", "--wordNgrams"} <= command_options("classifier", "train")
