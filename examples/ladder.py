@@ -42,6 +42,16 @@ def class_shares(labels: Path, subset: Path) -> dict[str, float]:
     return {c: kept[c] / n for c, n in sorted(totals.items())}
 
 
+def markdown(table: list[dict]) -> str:
+    classes = sorted({c for r in table for c in r["class_shares"]})
+    lines = ["| baseline | score | " + " | ".join(classes) + " |", "|---|---:|" + "---:|" * len(classes)]
+    for r in table:
+        value = r["primary"].get("value")
+        cells = " | ".join(f"{r['class_shares'].get(c, 0):.1%}" for c in classes)
+        lines.append(f"| {r['name']} (`{r['key']}`) | {'absent' if value is None else f'{value:.4f}'} | {cells} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--track", default="nano")
@@ -49,7 +59,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", action="append", default=[], help="run only these rows (keys), repeatable")
+    parser.add_argument("--table", action="store_true", help="only print the table of the rows run so far")
     args = parser.parse_args()
+    if args.table:
+        print(markdown(json.loads((Path(args.out) / "ladder.json").read_text())))
+        return 0
     from harness.pools import ensure_pool
     from harness.tracks import get_track
 
@@ -86,15 +100,15 @@ def main() -> int:
         primary = {"name": evaluation["primary_aggregate"], **evaluation["aggregates"][evaluation["primary_aggregate"]]}
         rows.append((key, name, primary, class_shares(pool.labels_path, subset), curate, record))
         print(f"{key}: {primary['name']} {primary['value']} (curation {curate:.0f} s)", file=sys.stderr, flush=True)
-    classes = sorted({c for r in rows for c in r[3]})
-    print("| baseline | score | " + " | ".join(classes) + " |")
-    print("|---|---:|" + "---:|" * len(classes))
-    for key, name, primary, shares, _, _ in rows:
-        value = primary.get("value")
-        cells = " | ".join(f"{shares[c]:.1%}" for c in classes)
-        print(f"| {name} (`{key}`) | {'absent' if value is None else f'{value:.4f}'} | {cells} |")
-    (root / "ladder.json").write_text(json.dumps([{"key": k, "name": n, "primary": p, "class_shares": s,
-                                                   "curation_seconds": c} for k, n, p, s, c, _ in rows], indent=2))  # fmt: skip
+    out = root / "ladder.json"
+    done = {r["key"]: r for r in json.loads(out.read_text())} if out.is_file() else {}
+    for key, name, primary, shares, seconds, record in rows:
+        done[key] = {"key": key, "name": name, "primary": primary, "class_shares": shares,
+                     "curation_seconds": seconds, "tasks": record["evaluation"]["tasks"]}  # fmt: skip
+    order = [key for key, _, _ in LADDER]
+    table = sorted(done.values(), key=lambda r: order.index(r["key"]))
+    out.write_text(json.dumps(table, indent=2) + "\n")
+    print(markdown(table))
     return 0
 
 
