@@ -26,6 +26,9 @@ COMMANDS: dict[str, str] = {
     "eval-data": "eval_data",
     "submit": "submit",
     "compare": "compare",
+    "score": "score",
+    "select": "select",
+    "classifier": "classifier",
     "leaderboard": "leaderboard",
     "demo": "demo",
 }

@@ -3,6 +3,7 @@ the leaderboard built from their records. Everything lands under one folder and 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -31,8 +32,7 @@ BASELINES = (
     Baseline("dedup", "dedup.py", "Exact + near-duplicate removal",
              "Exact duplicates (normalised text hash) and near duplicates (MinHash LSH) removed, then sampled.", True),
     Baseline("quality", "quality_filter.py", "Heuristic quality filter + dedup",
-             "Deduplicated, then Gopher/C4-style rules (stop words, symbols, repetition, out-of-vocabulary words).",
-             True),
+             "Deduplicated, then datatrove's Gopher (quality, repetition), C4 and FineWeb quality filters.", True),
 )  # fmt: skip
 
 
@@ -43,8 +43,10 @@ def write_subset(baseline: Baseline, track: str, out: Path) -> float:
     script = resource_dir("examples") / baseline.script
     started = time.monotonic()
     tmp = out.with_name(f".{out.name}.tmp")
+    # the scoring examples run datatrove's local executor on every core
+    workers = [] if baseline.script == "random_sample.py" else ["--workers", str(os.cpu_count() or 1)]
     proc = subprocess.run(
-        [sys.executable, str(script), "--track", track, "--out", str(tmp)], capture_output=True, text=True
+        [sys.executable, str(script), "--track", track, "--out", str(tmp), *workers], capture_output=True, text=True
     )
     if proc.returncode != 0:
         raise HarnessError(f"example {script} failed (exit {proc.returncode}):\n{proc.stderr.strip()[-2000:]}")

@@ -146,5 +146,5 @@ def test_every_command_is_offered():
 
     assert subcommands() == {
         "tracks", "pool", "validate", "tokenize", "train", "evaluate", "eval-data", "submit", "compare", "leaderboard",
-        "demo",
+        "demo", "score", "select", "classifier",
     }  # fmt: skip

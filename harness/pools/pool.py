@@ -125,6 +125,11 @@ class Pool:
         return self._sandbox_file("labels.jsonl.gz")
 
     @property
+    def reference_files(self) -> list[Path]:
+        """Sandbox only: the classifier reference set (`{"id", "text"}` lines, clean text disjoint from the pool)."""
+        return [self._sandbox_file(pin.path) for pin in self.spec.reference]
+
+    @property
     def eval_dir(self) -> Path:
         """Sandbox only: the held-out material of the sandbox evaluation suite."""
         return self._sandbox_file("eval")
@@ -286,13 +291,22 @@ def create_sandbox(
             generate_sandbox(tmp, scale=spec.sandbox_scale, workers=workers, progress=bar)
         shutil.rmtree(home, ignore_errors=True)
         tmp.rename(home)  # the pool appears whole or not at all
+        if not _matches_pins(spec, home / "manifest.json"):
+            raise HarnessError(
+                f"the generated sandbox in {home} differs from the hashes pinned in pools/{spec.id}.toml "
+                "(shards or reference set); the generator changed without a new pin"
+            )
     return index_pool(spec, workers=workers, progress=progress)
 
 
 def _matches_pins(spec: PoolSpec, manifest: Path) -> bool:
     """Whether a generated pool is the pinned one (an older generator's output is regenerated, not reused)."""
-    shards = {Path(s["path"]).name: s.get("content_sha256") for s in json.loads(manifest.read_text())["shards"]}
-    return all(shards.get(Path(pin.path).name) == pin.content_sha256 for pin in spec.shards if pin.content_sha256)
+    data = json.loads(manifest.read_text())
+    for pins, key in ((spec.shards, "shards"), (spec.reference, "reference")):
+        got = {Path(s["path"]).name: s.get("content_sha256") for s in data.get(key, [])}
+        if not all(got.get(Path(pin.path).name) == pin.content_sha256 for pin in pins if pin.content_sha256):
+            return False
+    return True
 
 
 def ensure_pool(pool_id: str, progress: Progress | None = None) -> Pool:

@@ -66,6 +66,9 @@ class PoolSpec:
     sandbox_scale: float = doc("source = 'sandbox': the `scale` passed to the generator.", default=1.0)
     notes: str = doc("Where the numbers come from.", default="")
     shards: tuple[ShardSpec, ...] = doc("Pinned shards (source 'shards' and 'sandbox').", default=())
+    reference: tuple[ShardSpec, ...] = doc(
+        "source = 'sandbox': the pinned classifier reference set beside the pool (never part of it).", default=()
+    )
 
     def __post_init__(self) -> None:
         if self.version < 1:

@@ -11,6 +11,8 @@
   kind of text it repeats. Originals carry their own class. A `leaked` document (version 3) quotes evaluation
   items and names them: `"task"`, `"items"` (the item ids it quotes) and `"edit"` (`exact` or `light`).
 - `eval/`: held-out evaluation material (see `harness.sandbox.evalsets`), with `eval/manifest.json`.
+- `reference/reference.jsonl.gz`: the classifier reference set (clean pages and Q&A, disjoint from the pool and
+  the evaluation; see `harness.sandbox.reference`), listed under `"reference"` in the manifest.
 - `manifest.json` (written last): generator version, seeds, scale, documents, characters, per-class counts,
   per-shard entries (path, documents, characters, bytes, sha256, content_sha256), the labels file's hashes and
   `content_sha256` of the whole pool (sha256 over the shards' content hashes, in order).
@@ -94,7 +96,8 @@ def _progress_callback(progress: Any, total: int) -> _Report:
 
 
 def _finish(out_dir: Path, layout: Layout, results: list[dict], eval_manifest: dict, scale: float) -> dict:
-    from harness.sandbox.world import WORLD_SEED
+    from harness.sandbox.reference import write_reference
+    from harness.sandbox.world import WORLD_SEED, build_world
 
     labels = "".join(r["labels"] for r in results).encode()
     labels_gz = gzip_bytes(labels)
@@ -120,6 +123,7 @@ def _finish(out_dir: Path, layout: Layout, results: list[dict], eval_manifest: d
             "content_sha256": hashlib.sha256(labels).hexdigest(),
         },
         "eval": {"path": "eval/manifest.json", "files": eval_manifest["files"]},
+        "reference": [write_reference(out_dir, build_world(WORLD_SEED), SEED, scale)],
     }
     tmp = out_dir / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")

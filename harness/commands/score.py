@@ -1,0 +1,89 @@
+"""`harness score SOURCE --scorer NAME [--scorer ...] --out DIR`: per-document scores as Parquet, on datatrove.
+
+SOURCE is a pool id (`sandbox`; a DCLM pool once indexed) or JSONL files with `id` and `text`. One Parquet file
+per input shard (`id` + each scorer's columns) and a manifest; re-running the same command resumes per shard.
+`--executor local` (default: datatrove's LocalPipelineExecutor, `--workers` processes), `ray` (a running Ray
+cluster: `ray start --head` first, or RAY_ADDRESS) or `slurm` (sbatch jobs; `--slurm-partition`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+SCORER_NAMES = ("compression", "heuristics", "fasttext", "loglik", "dedup")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="per-document scores of a pool (Parquet, resumable, datatrove executors)")
+    p.add_argument("source", help="pool id (e.g. sandbox) or JSONL file(s) with id and text: a file, folder or glob")
+    p.add_argument("--scorer", action="append", required=True, metavar="NAME",
+                   help=f"scorer to run, repeatable: {', '.join(SCORER_NAMES)}")  # fmt: skip
+    p.add_argument("--out", required=True, help="output folder (Parquet parts + manifest.json)")
+    p.add_argument("--workers", type=int, default=1, help="tasks run at once (default 1)")
+    p.add_argument("--executor", default="local", help="local (default), ray or slurm")
+    p.add_argument("--batch-size", type=int, default=512, help="documents per scoring batch (default 512)")
+    g = p.add_argument_group("scorer options")
+    g.add_argument("--fasttext-model", default="", help="fasttext: the .bin model (ours or DCLM's)")
+    g.add_argument("--checkpoint", default="", help="loglik: checkpoint (run folder, epoch_N.pt, .safetensors)")
+    g.add_argument("--track", default="", help="loglik: track of the checkpoint's shape and tokenizer")
+    g.add_argument("--device", default="auto", help="loglik: auto, cpu or cuda")
+    g.add_argument("--zstd-level", type=int, default=3, help="compression: zstd level (default 3)")
+    c = p.add_argument_group("cluster executors")
+    c.add_argument("--slurm-partition", default="", help="slurm: partition to submit to")
+    c.add_argument("--slurm-time", default="04:00:00", help="slurm: time limit per task")
+    c.add_argument("--cpus-per-task", type=int, default=1, help="slurm/ray: CPUs per task")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.errors import UsageError
+    from harness.pipeline import make_progress
+    from harness.scores import make_scorer
+    from harness.scores.run import ExecutorOptions, score
+
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    options = {"model": args.fasttext_model, "checkpoint": args.checkpoint, "track": args.track,
+               "device": args.device, "level": args.zstd_level}  # fmt: skip
+    scorers = [make_scorer(name, **options) for name in dict.fromkeys(args.scorer)]
+    executor = ExecutorOptions(args.executor, args.workers, args.slurm_partition, args.slurm_time, args.cpus_per_task)
+    if executor.kind == "ray":
+        _connect_ray()
+    console = Console(file=sys.stderr)  # a fixed stream: datatrove's task logs are silenced while it runs
+    with make_progress(console) as progress:
+        manifest = score(args.source, scorers, args.out, executor=executor, batch_size=args.batch_size,
+                         progress=progress)  # fmt: skip
+    if manifest.get("submitted"):
+        Console().print(f"submitted to slurm; logs in {manifest['logs']}. Re-run the same command when the jobs end.")
+        return 0
+    table = Table(title=f"scores in {args.out}: {manifest['rows']:,} documents, {len(manifest['parts'])} parts")
+    table.add_column("column")
+    table.add_column("meaning")
+    for name, meaning in manifest["columns"].items():
+        table.add_row(name, meaning)
+    Console().print(table)
+    return 0
+
+
+def _connect_ray() -> None:
+    """Join the Ray cluster named by RAY_ADDRESS (or a local one started by `ray start --head`)."""
+    import os
+
+    from harness.errors import HarnessError
+
+    try:
+        import ray
+    except ImportError as exc:
+        raise HarnessError("--executor ray needs Ray: pip install 'harness[curate]'") from exc
+    if not ray.is_initialized():
+        try:
+            ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), log_to_driver=False)
+        except ConnectionError as exc:
+            raise HarnessError(
+                f"no Ray cluster to join ({exc}); start one with `ray start --head` or set RAY_ADDRESS"
+            ) from exc
