@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "submit": "submit",
     "leaderboard": "leaderboard",
+    "sweep": "sweep",
+    "scaling": "scaling",
     "demo": "demo",
 }
 

@@ -145,5 +145,6 @@ def test_every_command_is_offered():
     from cli_helpers import subcommands
 
     assert subcommands() == {
-        "tracks", "pool", "validate", "tokenize", "train", "evaluate", "submit", "leaderboard", "demo"
+        "tracks", "pool", "validate", "tokenize", "train", "evaluate", "submit", "leaderboard", "sweep", "scaling",
+        "demo",
     }  # fmt: skip
