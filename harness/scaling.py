@@ -250,16 +250,17 @@ def fit(law: Law, train: Sequence[Point], held_out: Sequence[Point] = ()) -> Fit
             r = law.predict(law.natural(x), train) - y
         return np.where(np.isfinite(r), r, 1e3)
 
-    best = None
-    for x0 in law.starts(train):
+    def solve(x0: np.ndarray, budget: int) -> Any:
         try:
-            res = least_squares(residuals, x0, method="trf", x_scale="jac", max_nfev=4000, xtol=1e-12, ftol=1e-12)
+            return least_squares(residuals, x0, method="trf", x_scale="jac", max_nfev=budget, xtol=1e-12, ftol=1e-12)
         except (ValueError, OverflowError):
-            continue
-        if best is None or res.cost < best.cost:
-            best = res
-    if best is None:
+            return None
+
+    # A short run from every start, then the best one run to convergence (a few starts wander for long).
+    tries = [r for r in (solve(x0, 120) for x0 in law.starts(train)) if r is not None]
+    if not tries:
         raise FitError(f"the {law.name} fit did not converge from any start")
+    best = solve(min(tries, key=lambda r: r.cost).x, 4000) or min(tries, key=lambda r: r.cost)
     dof = len(train) - len(law.params)
     s2 = 2 * best.cost / dof
     cov = np.linalg.pinv(best.jac.T @ best.jac) * s2

@@ -133,6 +133,9 @@ def write_report(experiment: Experiment, paths: SweepPaths) -> dict[str, Path]:
     blob = {"experiment": experiment.name, "description": experiment.description, "track": experiment.track,
             "factors": experiment.factors.present(), "summary": summary, "cells": rows}  # fmt: skip
     files["json"].write_text(json.dumps(blob, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    from harness.leaderboard.experiments import publish_summary
+
+    publish_summary(paths.results, blob)  # the leaderboard's experiment page (`harness leaderboard build`)
     for key, label, _hib in METRICS:
         for ext, path in plot_metric(experiment, summary, key, label, out).items():
             files[f"{key}_{ext}"] = path
