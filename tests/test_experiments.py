@@ -187,3 +187,25 @@ def test_derived_tracks_multiply_the_budget_and_change_the_seed_only() -> None:
     assert seeded.name == "nano-2x-seed125" and seeded.recipe.seed == 125 and seeded.tokens == 2 * nano.tokens
     assert len({nano.sha256, big.sha256, seeded.sha256}) == 3
     assert main(["tracks", "show", "nano-0.5x"]) == 0
+
+
+def test_slurm_launcher_writes_a_job_array_over_the_pending_cells(tmp_path: Path) -> None:
+    import subprocess
+
+    from harness.pools import ensure_pool
+
+    pool = ensure_pool("sandbox")
+    (tmp_path / "base.jsonl").write_text("".join(json.dumps({"id": pool.id_of_row(r)}) + "\n" for r in range(40)))
+    body = '[base]\nsubset = "base.jsonl"\n[factors]\nsize = [1.0, 0.5]\nduplication = [0.0, 0.5]\n'
+    path = _write(tmp_path, 'design = "axes"\n' + body)
+    out = tmp_path / "sweep"
+    (out / "cells" / "size1-duplication0").mkdir(parents=True)
+    (out / "cells" / "size1-duplication0" / "DONE.json").write_text('{"entry_id": "x"}')  # a finished cell
+    assert main(["sweep", "run", str(path), "--out", str(out), "--launcher", "slurm"]) == 0
+    script = (out / "sweep.sbatch").read_text()
+    pending = (out / "cells.txt").read_text().split()
+    assert pending == ["size0.5-duplication0", "size1-duplication0.5"]  # axes design, finished cell left out
+    assert "#SBATCH --array=0-1" in script and '--cell "$KEY"' in script and "SLURM_ARRAY_TASK_ID + 1" in script
+    assert subprocess.run(["bash", "-n", str(out / "sweep.sbatch")]).returncode == 0
+    for key in pending:
+        assert (out / "cells" / key / "subset.jsonl").is_file()
