@@ -209,3 +209,15 @@ def test_slurm_launcher_writes_a_job_array_over_the_pending_cells(tmp_path: Path
     assert subprocess.run(["bash", "-n", str(out / "sweep.sbatch")]).returncode == 0
     for key in pending:
         assert (out / "cells" / key / "subset.jsonl").is_file()
+
+
+def test_a_changed_definition_is_not_mixed_with_earlier_cells(tmp_path: Path, capsys) -> None:
+    from harness.pools import ensure_pool
+
+    pool = ensure_pool("sandbox")
+    (tmp_path / "base.jsonl").write_text("".join(json.dumps({"id": pool.id_of_row(r)}) + "\n" for r in range(20)))
+    body = '[base]\nsubset = "base.jsonl"\n[factors]\nsize = [0.5]\n'
+    out = str(tmp_path / "sweep")
+    assert main(["sweep", "run", str(_write(tmp_path, body)), "--out", out, "--launcher", "slurm"]) == 0
+    assert main(["sweep", "run", str(_write(tmp_path, "seed = 7\n" + body)), "--out", out, "--launcher", "slurm"]) == 2
+    assert "earlier definition of exp" in " ".join(capsys.readouterr().err.split())

@@ -148,3 +148,45 @@ def test_debug_quality_vs_quantity_runs_and_reports(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "qvq" / "report" / "results.json").read_text())["summary"]
     shares = sorted(round(s["copy_share"], 2) for s in summary)
     assert shares == [0.0, 0.5] and all(s["loss"] > 0 for s in summary)
+
+
+@pytest.mark.slow
+def test_scaling_fit_and_advise_on_a_store_of_records(sweep: Path) -> None:
+    """The generic path: records of one base track and its multipliers (here: copies of a real record whose
+    subsets, token counts and losses follow a known utility-decay law), fitted and advised from the command line."""
+    import hashlib
+
+    from harness.records import Record, ResultsStore, entry_id
+    from harness.scaling import Groups, Point, utility_decay_law
+
+    (template,) = [r for r in ResultsStore(str(sweep / "sw" / "results")).list()[0] if r.track.scale == 0.5][:1]
+    names, unique = ("top", "middle", "all"), (1e5, 3e5, 1e6)
+    law = utility_decay_law(Groups.separate(names))
+    true = np.array([2e-4, 2.0, -0.30, -0.20, -0.12, 2.0, 6.0, 20.0])
+    store = ResultsStore(str(sweep / "synthetic"))
+    for group, u in zip(names, unique, strict=True):
+        sha = hashlib.sha256(group.encode()).hexdigest()
+        for scale in (0.25, 0.5, 1, 2, 4):
+            tokens = 4e5 * scale
+            loss = float(law.predict(true, [Point(group, tokens, u, 1.0)])[0])
+            data = template.to_data()
+            track = "debug" if scale == 1 else f"debug-{scale:g}x"
+            data["track"].update(name=track, scale=float(scale))
+            data["subset"].update(sha256=sha, unique_tokens=int(u))
+            data["entry_id"] = entry_id(track, sha)
+            data["submission"]["name"] = group
+            data["training"]["tokens_seen"] = int(tokens)
+            data["evaluation"]["heldout_lm"]["loss"] = loss
+            store.add(Record.from_data(data, "synthetic"))
+    code, out = _run("scaling", "fit", "--results", "synthetic", "--track", "debug", "--save", "fit", cwd=sweep)
+    text = " ".join(out.split())
+    assert code == 0, out
+    assert "15 points on track debug (version 1); 12 fitted, 3 held out (scale 4x)" in text
+    fitted = json.loads((sweep / "fit" / "fit.json").read_text())["fits"]["utility-decay"]
+    assert fitted["held_out_max_relative_error"] < 1e-3 and len(fitted["parameters"]) == 8
+    code, out = _run("scaling", "advise", "--results", "synthetic", "--track", "debug", "--budget", "1e5",
+                     "--save", "fit", cwd=sweep)  # fmt: skip
+    text = " ".join(out.split())
+    assert code == 0, out
+    assert "1. top [" in text and "a less aggressive filter starts to win" in text
+    assert (sweep / "fit" / "frontier.png").stat().st_size > 5000 and (sweep / "fit" / "frontier.svg").is_file()

@@ -15,6 +15,7 @@ pinned to one GPU). A cell is resumable like any submit; a re-run skips cells wi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -144,9 +145,24 @@ def read_scores(experiment: Experiment, n_rows: int, rows_of: Any) -> np.ndarray
 # ------------------------------------------------------------------------------------------------------- cells
 
 
+def definition(experiment: Experiment) -> str:
+    """Hash of what decides a cell's subset besides its levels: track, base, transform seed, scores."""
+    from harness.config import to_dict
+
+    what = {k: to_dict(getattr(experiment, k)) for k in ("track", "base", "seed", "filter")}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def build_cells(experiment: Experiment, paths: SweepPaths) -> list[Cell]:
     """Write every cell's subset (skipping those written before) and its cell.json; returns the cells."""
     cells = experiment.cells()
+    for cell in cells:
+        previous = paths.cell(cell) / "cell.json"
+        if previous.is_file() and json.loads(previous.read_text()).get("definition") != definition(experiment):
+            raise UsageError(
+                f"{paths.root} holds cells of an earlier definition of {experiment.name} (its track, base, seed or "
+                "filter changed); use a new --out folder, or delete that one to start over"
+            )
     todo = [c for c in cells if not (paths.cell(c) / "cell.json").is_file()]
     if not todo:
         return cells
@@ -168,7 +184,8 @@ def build_cells(experiment: Experiment, paths: SweepPaths) -> list[Cell]:
     for cell, subset, repeats in built:
         figures = write_subset(subset, repeats, paths.cell(cell) / "subset.jsonl")
         write_json_atomic(paths.cell(cell) / "cell.json", {
-            "experiment": experiment.name, "key": cell.key, "levels": cell.levels, "track": cell.track,
+            "experiment": experiment.name, "definition": definition(experiment), "key": cell.key,
+            "levels": cell.levels, "track": cell.track,
             "base_documents": len(docs), "base_tokens": int(docs.tokens.sum()), **figures,
         })  # fmt: skip
     return cells
