@@ -238,14 +238,18 @@ def cell_command(experiment: Experiment, paths: SweepPaths, cell_arg: str, devic
     return [*cmd, "--device", device] if device else cmd
 
 
+def gpu_count(device: str | None) -> int:
+    """CUDA devices the cells may use (0 on CPU machines or with --device cpu)."""
+    if device == "cpu":
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def default_jobs(device: str | None) -> int:
     """Parallel cells: one per GPU on CUDA machines, else one per CPU core (each cell then uses one thread)."""
-    if device != "cpu":
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.device_count()
-    return os.cpu_count() or 1
+    return gpu_count(device) or os.cpu_count() or 1
 
 
 def run_local(
@@ -255,7 +259,7 @@ def run_local(
     pending = [c for c in cells if paths.done(c) is None]
     bar = progress.add_task(f"sweep {experiment.name}", total=len(cells), completed=len(cells) - len(pending))
     (paths.root / "logs").mkdir(parents=True, exist_ok=True)
-    gpus = default_jobs(device) if device != "cpu" and jobs > 1 else 0
+    gpus = gpu_count(device) if jobs > 1 else 0  # each cell pinned to one GPU, round-robin
     running: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
     failed: dict[str, str] = {}
     queue = list(pending)
