@@ -260,21 +260,23 @@ def run_local(
     bar = progress.add_task(f"sweep {experiment.name}", total=len(cells), completed=len(cells) - len(pending))
     (paths.root / "logs").mkdir(parents=True, exist_ok=True)
     gpus = gpu_count(device) if jobs > 1 else 0  # each cell pinned to one GPU, round-robin
-    running: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
+    running: dict[str, tuple[subprocess.Popen[bytes], Any, int]] = {}  # key -> process, log, GPU (-1: none)
     failed: dict[str, str] = {}
     queue = list(pending)
     try:
         while queue or running:
-            while queue and len(running) < jobs:
+            while queue and len(running) < (min(jobs, gpus) if gpus else jobs):
                 cell = queue.pop(0)
                 env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-                if gpus:
-                    env["CUDA_VISIBLE_DEVICES"] = str(len(running) % gpus)
+                gpu = min(set(range(gpus)) - {g for _, _, g in running.values()}, default=-1)
+                if gpu >= 0:
+                    env["CUDA_VISIBLE_DEVICES"] = str(gpu)
                 log = (paths.root / "logs" / f"{cell.key}.log").open("ab")
                 cmd = cell_command(experiment, paths, cell.key, device)
-                running[cell.key] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log)
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                running[cell.key] = (proc, log, gpu)
             time.sleep(0.2)
-            for key, (proc, log) in list(running.items()):
+            for key, (proc, log, _gpu) in list(running.items()):
                 if proc.poll() is None:
                     continue
                 log.close()
@@ -285,7 +287,7 @@ def run_local(
             names = ", ".join(running) or "-"
             progress.update(bar, description=f"sweep {experiment.name}: running {names}")
     finally:
-        for proc, log in running.values():  # interrupted: stop the children; their stages resume on a re-run
+        for proc, log, _gpu in running.values():  # interrupted: stop the children; their stages resume on a re-run
             proc.terminate()
             proc.wait()
             log.close()
