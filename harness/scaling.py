@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,7 +253,11 @@ def fit(law: Law, train: Sequence[Point], held_out: Sequence[Point] = ()) -> Fit
 
     def solve(x0: np.ndarray, budget: int) -> Any:
         try:
-            return least_squares(residuals, x0, method="trf", x_scale="jac", max_nfev=budget, xtol=1e-12, ftol=1e-12)
+            with warnings.catch_warnings():  # trial steps far from the optimum overflow; they are rejected
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return least_squares(
+                    residuals, x0, method="trf", x_scale="jac", max_nfev=budget, xtol=1e-12, ftol=1e-12
+                )
         except (ValueError, OverflowError):
             return None
 

@@ -101,7 +101,7 @@ def test_shipped_experiments_load_and_span_their_designs() -> None:
     assert len(caf.cells()) == 3 * 5
     assert {c.track for c in caf.cells()} == {"nano-0.25x", "nano-0.5x", "nano", "nano-2x", "nano-4x"}
     for name in ("debug-quality-vs-quantity", "debug-compute-aware-filtering"):
-        assert load_experiment(EXPERIMENTS / f"{name}.toml").track == "debug"
+        assert load_experiment(EXPERIMENTS / f"{name}.toml").track.startswith("debug")
 
 
 @pytest.mark.parametrize(

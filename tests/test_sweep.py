@@ -162,12 +162,12 @@ def test_scaling_fit_and_advise_on_a_store_of_records(sweep: Path) -> None:
     (template,) = [r for r in ResultsStore(str(sweep / "sw" / "results")).list()[0] if r.track.scale == 0.5][:1]
     names, unique = ("top", "middle", "all"), (1e5, 3e5, 1e6)
     law = utility_decay_law(Groups.separate(names))
-    true = np.array([2e-4, 2.0, -0.30, -0.20, -0.12, 2.0, 6.0, 20.0])
+    true = np.array([2e-4, 2.0, -0.30, -0.25, -0.20, 1.0, 4.0, 30.0])  # top wins below ~3e5 tokens, then middle
     store = ResultsStore(str(sweep / "synthetic"))
     for group, u in zip(names, unique, strict=True):
         sha = hashlib.sha256(group.encode()).hexdigest()
         for scale in (0.25, 0.5, 1, 2, 4):
-            tokens = 4e5 * scale
+            tokens = 8e5 * scale
             loss = float(law.predict(true, [Point(group, tokens, u, 1.0)])[0])
             data = template.to_data()
             track = "debug" if scale == 1 else f"debug-{scale:g}x"
