@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "select": "select",
     "classifier": "classifier",
     "leaderboard": "leaderboard",
+    "sweep": "sweep",
+    "scaling": "scaling",
     "demo": "demo",
 }
 

@@ -339,6 +339,7 @@ def build_record(sub: Submission) -> Record:
     from harness.records import SCHEMA_VERSION, Record, now_iso
     from harness.replicates import replicates_block
     from harness.tokenizer import tokenizer_sha256
+    from harness.trackscale import scale_of
 
     opts, track = sub.options, sub.track
     val, tok, tr = sub.outputs["validate"], sub.outputs["tokenize"], sub.outputs["train"]
@@ -354,13 +355,14 @@ def build_record(sub: Submission) -> Record:
             "description": opts.description,
             "link": opts.link,
         },
-        "track": {"name": track.name, "version": track.version, "sha256": track.sha256},
+        "track": {"name": track.name, "version": track.version, "sha256": track.sha256, **_scale(scale_of(track))},
         "pool": val["pool"],
         "subset": {
             "sha256": val["subset_hash"],
             "documents": stats["documents"],
             "unique_documents": stats["unique_documents"],
             "tokens": tok["tokens"] - tok.get("padding_tokens", 0),
+            "unique_tokens": stats.get("unique_tokens") or 0,
         },
         "tokenizer_sha256": tokenizer_sha256(track.tokenizer),
         "versions": {
@@ -377,6 +379,7 @@ def build_record(sub: Submission) -> Record:
             "trainer": tr["trainer"],
             "tokens_seen": tr["tokens_seen"],
             "passes": tr["passes"],
+            "unique_passes": tr["tokens_seen"] / stats["unique_tokens"] if stats.get("unique_tokens") else 0.0,
             "steps": tr["steps"],
             "final_loss": tr["final_loss"],
             "wall_time_s": tr["wall_time_s"],
@@ -387,6 +390,11 @@ def build_record(sub: Submission) -> Record:
         "contamination": val["contamination"],
     }
     return Record.from_data(data, "<new record>")
+
+
+def _scale(base_scale: tuple[str, float]) -> dict[str, Any]:
+    base, scale = base_scale
+    return {"base": base, "scale": scale}
 
 
 def evaluation_for_record(evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -436,6 +444,7 @@ def evaluation_for_record(evaluation: dict[str, Any]) -> dict[str, Any]:
         "primary_aggregate": evaluation["primary"],
         "tasks": tasks,
         "aggregates": aggregates,
+        "heldout_lm": evaluation.get("heldout_lm") or {},
     }
 
 

@@ -101,6 +101,8 @@ class TrackRef:
     name: str = doc("Track name (tracks/<name>.toml).")
     version: int = doc("Track version at the time of the run.")
     sha256: str = doc("Track.sha256: hash of the track's canonical JSON.")
+    base: str = doc("The track this one multiplies ('nano' for nano-4x; '' = the track itself).", default="")
+    scale: float = doc("Compute multiplier: the token budget over the base track's (DCLM's 1x, 2x, 5x).", default=1.0)
 
     def __post_init__(self) -> None:
         if not isinstance(self.sha256, str) or not _HEX64.fullmatch(self.sha256):
@@ -115,6 +117,7 @@ class SubsetStats:
     documents: int = doc("Documents in the subset, repeats counted.")
     unique_documents: int = doc("Distinct documents in the subset.")
     tokens: int = doc("Tokens of the tokenized subset (one pass).")
+    unique_tokens: int = doc("Tokens of its distinct documents, each counted once (0 = not recorded).", default=0)
     bytes: int = doc("UTF-8 bytes of the subset's text (one pass).", default=0)
 
 
@@ -147,6 +150,10 @@ class Training:
     trainer: Literal["native", "open_lm"] = doc("Which trainer ran the recipe.")
     tokens_seen: int = doc("Tokens the model was trained on.")
     passes: float = doc("Passes over the subset: tokens_seen / subset tokens (repeats make it > 1).")
+    unique_passes: float = doc(
+        "Times each distinct document was seen on average: tokens_seen / subset.unique_tokens (0 = unknown).",
+        default=0.0,
+    )
     steps: int = doc("Optimizer steps taken.")
     final_loss: float = doc("Training loss at the last step.")
     wall_time_s: float = doc("Wall-clock training time in seconds.")
@@ -226,8 +233,14 @@ class Evaluation:
     primary_aggregate: str = doc("Name of the aggregate the leaderboard ranks by (e.g. 'Core_v2').")
     tasks: dict[str, TaskResult] = doc("Per-task results by task name.", default_factory=dict)
     aggregates: dict[str, Aggregate] = doc("Aggregates by name.", default_factory=dict)
+    heldout_lm: dict[str, float] = doc(
+        "Language modelling on the suite's clean held-out text: loss (nats/token), accuracy (next token), "
+        "perplexity (exp loss), tokens; empty when the suite has no held-out text.",
+        default_factory=dict,
+    )
 
     def __post_init__(self) -> None:
+        _check_numbers("heldout_lm", self.heldout_lm)
         if self.primary_aggregate not in self.aggregates:
             raise ValueError(
                 f"'evaluation.primary_aggregate' {self.primary_aggregate!r} is not among the aggregates "

@@ -275,7 +275,12 @@ def track_names() -> list[str]:
 
 @cache
 def get_track(name: str) -> Track:
-    """The shipped track `name`; an unknown name answers with the closest known names."""
+    """The shipped track `name`, or one derived from it (`nano-4x`, `nano-seed125`: harness.trackscale); an
+    unknown name answers with the closest known names."""
+    from harness.trackscale import derive_track
+
+    if name not in track_names() and (derived := derive_track(name)) is not None:
+        return derived
     return load_track_file(shipped_file("tracks", "track", name))
 
 

@@ -166,7 +166,7 @@ def test_invalid_subset_stops_before_any_work(tmp_path: Path) -> None:
 
 def test_submit_options_pinned() -> None:
     assert command_options("submit") == {
-        "subset", "--track", "--name", "--author", "--description", "--link", "--run-dir", "--results",
+        "subset", "--track", "--scale", "--name", "--author", "--description", "--link", "--run-dir", "--results",
         "--leaderboard", "--trainer", "--nproc", "--launcher", "--workers", "--device", "--skip-evaluate", "--json",
         "--replicates",
     }  # fmt: skip

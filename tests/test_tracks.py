@@ -146,5 +146,5 @@ def test_every_command_is_offered():
 
     assert subcommands() == {
         "tracks", "pool", "validate", "tokenize", "train", "evaluate", "eval-data", "submit", "compare", "leaderboard",
-        "demo", "score", "select", "classifier",
+        "demo", "score", "select", "classifier", "sweep", "scaling",
     }  # fmt: skip

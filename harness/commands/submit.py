@@ -9,6 +9,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="run the whole benchmark on a subset (resumable)")
     p.add_argument("subset", help="subset JSONL (.jsonl, .jsonl.gz, .jsonl.zst), a directory or glob; local or URL")
     p.add_argument("--track", required=True, help="track name (see `harness tracks`)")
+    p.add_argument("--scale", type=float, default=1.0, help="compute multiplier K: the track's budget x K (track-Kx)")
     p.add_argument("--name", default="", help="entry name on the leaderboard (default: the subset's file name)")
     p.add_argument("--author", action="append", default=[], dest="authors", help="an author (repeatable)")
     p.add_argument("--description", default="", help="what the curation does")
@@ -32,9 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def options_from_args(args: argparse.Namespace):  # -> SubmitOptions
     from harness.pipeline import SubmitOptions
     from harness.records import default_results_url
+    from harness.trackscale import derived_name
 
     return SubmitOptions(
-        track=args.track, subset=args.subset, name=args.name, authors=tuple(args.authors),
+        track=derived_name(args.track, args.scale), subset=args.subset, name=args.name, authors=tuple(args.authors),
         description=args.description, link=args.link, run_dir=args.run_dir,
         results=args.results or default_results_url(), leaderboard=args.leaderboard, trainer=args.trainer,
         nproc=args.nproc, launcher=args.launcher, workers=args.workers, device=args.device,

@@ -71,6 +71,7 @@ class EvalResult:
     device: str
     seconds: float
     intervals: dict[str, dict[str, Any]] = field(default_factory=dict)  # aggregate -> bootstrap interval
+    heldout_lm: dict[str, float] | None = None  # harness.evaluate.heldout_lm, for suites with held-out text
 
     @property
     def primary_value(self) -> float | None:
@@ -94,6 +95,7 @@ class EvalResult:
             "seeds": self.seeds,
             "device": self.device,
             "seconds": round(self.seconds, 3),
+            "heldout_lm": self.heldout_lm,
         }
 
     def write(self, path: str | os.PathLike[str]) -> Path:
@@ -168,7 +170,9 @@ def evaluate_checkpoint(
         load_model(info, dev), load_tokenizer(info.tokenizer, path=tokenizer_file), eot_id=info.tokenizer.eot_id,
         pad_id=info.tokenizer.pad_id, max_length=info.shape.context, device=dev, batch_size=batch_size,
     )  # fmt: skip
-    tasks, missing = _run_tasks(lm, spec, _data_root(spec, track, mirror), limit, progress, eval_data)
+    data_root = _data_root(spec, track, mirror)
+    tasks, missing = _run_tasks(lm, spec, data_root, limit, progress, eval_data)
+    heldout = _heldout_lm(lm, info, data_root if spec.data == "pool" else None, limit)
     accuracies = {name: t.accuracy for name, t in tasks.items()}
     tasks, intervals = _with_intervals(spec, tasks)
     return EvalResult(
@@ -176,7 +180,20 @@ def evaluate_checkpoint(
         track=track.name if track else None, tasks=tasks, missing=missing,
         aggregates=compute_aggregates(spec, accuracies), lm_eval_version=lm_eval.__version__,
         harness_version=__version__, seeds={**SEEDS, "bootstrap": BOOTSTRAP_SEED}, limit=limit, device=dev,
-        seconds=time.perf_counter() - started, intervals=intervals,
+        seconds=time.perf_counter() - started, intervals=intervals, heldout_lm=heldout,
+    )  # fmt: skip
+
+
+def _heldout_lm(lm: Any, info: Any, data_root: Path | None, limit: int | None) -> dict[str, float] | None:
+    """Validation loss, next-token accuracy and perplexity on the suite's clean held-out text (None without it)."""
+    from harness.evaluate.heldout_lm import heldout_lm_metrics, heldout_texts
+
+    texts = heldout_texts(data_root)
+    if not texts:
+        return None
+    return heldout_lm_metrics(
+        lm.model, lm.tokenizer, texts[:limit] if limit else texts, eot_id=info.tokenizer.eot_id,
+        context=info.shape.context, device=str(lm.device), batch_size=lm.batch_size,
     )  # fmt: skip
 
 

@@ -82,20 +82,25 @@ def build_from_store(url: str, out: Path, *, title: str = "harness leaderboard",
     if not records:
         detail = f" ({len(problems)} files skipped: {problems[0].message})" if problems else ""
         raise UsageError(f"no valid records in results store {url}{detail}; add records with `harness submit`.")
-    summary = build_site(records, out, title=title, progress=progress)
+    from harness.leaderboard.experiments import read_summaries
+
+    summary = build_site(records, out, title=title, progress=progress, experiments=read_summaries(url))
     return SiteSummary(summary.out, summary.entries, summary.index_bytes, problems)
 
 
 def build_site(
-    records: list[Record], out: Path, *, title: str = "harness leaderboard", progress: bool = False
-) -> SiteSummary:
+    records: list[Record], out: Path, *, title: str = "harness leaderboard", progress: bool = False,
+    experiments: list[dict[str, Any]] | None = None,
+) -> SiteSummary:  # fmt: skip
     """Write the static site for `records` into `out` (replacing an earlier build there)."""
     out = Path(out)
     _check_out(out)
     by_track: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_track[record.track.name].append(record)
-    tables = [build_table(track, by_track[track]) for track in sorted(by_track)]
+    # A track's compute multipliers sit together, smallest first (nano-0.5x, nano, nano-2x: base, then scale).
+    order = sorted(by_track, key=lambda t: (by_track[t][0].track.base or t, by_track[t][0].track.scale, t))
+    tables = [build_table(track, by_track[track]) for track in order]
     from harness.leftovers import owner_tag, sweep
 
     for kind in ("build", "old"):  # half-built or half-removed folders of killed builds
@@ -103,7 +108,7 @@ def build_site(
     tmp = out.parent / f".{out.name}.build-{owner_tag()}"
     tmp.mkdir(parents=True)
     try:
-        _write_site(tables, tmp, title, progress)
+        _write_site(tables, tmp, title, progress, experiments or [])
         index_bytes = (tmp / "index.html").stat().st_size
         _swap(tmp, out)
     except BaseException:
@@ -127,7 +132,9 @@ def _swap(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_site(tables: list[TrackTable], root: Path, title: str, progress: bool) -> None:
+def _write_site(
+    tables: list[TrackTable], root: Path, title: str, progress: bool, experiments: list[dict[str, Any]]
+) -> None:
     from rich.progress import Progress
 
     generated = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -154,6 +161,10 @@ def _write_site(tables: list[TrackTable], root: Path, title: str, progress: bool
     _write_data_js(tables, root / "assets" / "data.js")
     sections = "\n".join(_track_section(t, charts[t.track]) for t in tables)
     nav = " · ".join(f'<a href="#track-{e(t.track)}">{e(t.track)} ({len(t.rows)})</a>' for t in tables)
+    from harness.leaderboard.experiments import write_pages
+
+    if exp_nav := write_pages(experiments, root, title, {r.entry_id for r in records}):
+        nav += " · " + exp_nav
     summary = f"{total} entries on {len(tables)} track{'s' if len(tables) != 1 else ''}."
     page = _template("index.html").substitute(
         title=e(title), summary=e(summary), generated_at=e(generated), harness_version=e(__version__),
@@ -211,8 +222,10 @@ def _track_section(table: TrackTable, charts: dict[str, str]) -> str:
     )
     n = len(table.rows)
     pages = max(1, -(-n // PAGE_SIZE))
+    ref = next(iter(table.records.values())).track
+    scale = f" · {ref.scale:g}x the compute of {e(ref.base)}" if ref.base and ref.base != table.track else ""
     return f"""<section class="track" id="track-{t}" data-track="{t}">
-<h2>Track {t}</h2>
+<h2>Track {t}{scale}</h2>
 <p class="meta">{n} entries ranked by <strong>{e(table.primary_name)}</strong> (the replicates' mean where an
 entry has them). Aggregates: {aggs}.
 Download every entry: <a href="downloads/{t}/leaderboard.csv" download>leaderboard.csv</a> ·
@@ -342,8 +355,15 @@ def _training_html(record: Record) -> str:
     return _pairs([
         ("trainer", t.trainer), ("tokens seen", f"{t.tokens_seen:,} ({human(t.tokens_seen)})"),
         ("passes over the data", f"{t.passes:.3f}"), ("optimizer steps", f"{t.steps:,}"),
+        ("distinct tokens / passes over them", f"{record.subset.unique_tokens:,} / {t.unique_passes:.3f}"),
+        ("held-out loss / next-token accuracy / perplexity", _heldout(record)),
         ("final loss", f"{t.final_loss:.4f}"), ("wall time", f"{t.wall_time_s:,.1f} s"),
     ])  # fmt: skip
+
+
+def _heldout(record: Record) -> str:
+    lm = record.evaluation.heldout_lm
+    return "–" if not lm else f"{lm['loss']:.4f} / {lm['accuracy']:.4f} / {lm['perplexity']:.2f}"
 
 
 @cache

@@ -1,0 +1,121 @@
+"""`harness scaling fit|advise`: fit compute-aware data scaling laws to records and advise a filter per budget.
+
+Input: an experiment (its sweep's finished cells; subsets are the cells without their multiplier and seed, nested
+top fractions when the experiment varies the filter) or any results store with `--track BASE` (every record of the
+base track and its multipliers; each distinct subset is its own bucket).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scaling", help="fit data scaling laws (utility decay, effective data) and advise a filter")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")
+    fit = verbs.add_parser("fit", help="fit both laws; print parameters with uncertainty and the held-out error")
+    _common(fit)
+    fit.set_defaults(run=_fit)
+    adv = verbs.add_parser("advise", help="rank subsets (filter strengths) for a token budget and plot the frontier")
+    _common(adv)
+    adv.add_argument("--budget", type=float, required=True, help="training tokens to advise for (e.g. 2e7)")
+    adv.add_argument("--law", choices=("utility-decay", "effective-data"), default="utility-decay")
+    adv.set_defaults(run=_advise)
+    p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", nargs="?", default=None, help="experiment file whose sweep to fit")
+    p.add_argument("--out", default=None, help="sweep folder (default: sweeps/<experiment name>)")
+    p.add_argument("--results", default=None, help="results store (default: the sweep's, or $HARNESS_RESULTS)")
+    p.add_argument("--track", default=None, help="without an experiment: the base track whose records to fit")
+    p.add_argument(
+        "--hold-out-scale",
+        type=float,
+        default=None,
+        help="multiplier whose cells are held out of the fit (default: the largest, when there are 3+)",
+    )
+    p.add_argument("--save", default=None, help="folder for fit.json and plots (default: <sweep>/scaling or .)")
+
+
+def _fit(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from harness.scaling import LAWS, FitError, fit
+    from harness.scaling_data import load_points, split_held_out
+
+    console = Console()
+    data = load_points(args.experiment, args.out, args.results, args.track)
+    train, held, scale = split_held_out(data, args.hold_out_scale)
+    console.print(f"{len(data.points)} points on track {data.track} (version {data.version}); "
+                  f"{len(train)} fitted, {len(held)} held out" + (f" (scale {scale:g}x)" if held else ""))  # fmt: skip
+    results = {}
+    for key, make in LAWS.items():
+        try:
+            result = fit(make(data.groups), train, held)
+        except FitError as exc:
+            if key == "utility-decay":
+                raise
+            console.print(f"[yellow]{key}: not fitted[/]: {exc}")
+            continue
+        results[key] = result
+        _print_fit(console, result)
+    save = Path(args.save) if args.save else data.default_save
+    save.mkdir(parents=True, exist_ok=True)
+    blob = {"track": data.track, "version": data.version, "held_out_scale": scale,
+            "unique_tokens": data.unique, "fits": {k: r.to_dict() for k, r in results.items()}}  # fmt: skip
+    (save / "fit.json").write_text(json.dumps(blob, indent=1) + "\n", encoding="utf-8")
+    console.print(f"wrote {save / 'fit.json'}")
+    return 0
+
+
+def _print_fit(console: Any, result: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.law}: {result.n_train} points, train RMSE {result.train_rmse:.4f}")
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    table.add_column("± stderr", justify="right")
+    for name, value, se in zip(result.names, result.values, result.stderr, strict=True):
+        table.add_row(name, f"{value:.5g}", f"{se:.2g}")
+    console.print(table)
+    for h in result.held_out:
+        console.print(f"  held out {h['point']}: measured {h['loss']:.4f}, predicted {h['predicted']:.4f} "
+                      f"(error {h['error']:+.4f})")  # fmt: skip
+    if result.held_out:
+        console.print(f"  held-out mean absolute error {result.held_out_mae:.4f}, "
+                      f"max relative error {result.held_out_max_rel:.2%}")  # fmt: skip
+
+
+def _advise(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from harness.scaling import LAWS, advise, fit, plot_frontier
+    from harness.scaling_data import load_points, split_held_out
+
+    console = Console()
+    data = load_points(args.experiment, args.out, args.results, args.track)
+    train, held, _ = split_held_out(data, args.hold_out_scale)
+    result = fit(LAWS[args.law](data.groups), train, held)
+    tokens = [q.tokens for q in data.points]
+    advice = advise(result, data.unique, args.budget, min(tokens) / 4, max(tokens) * 8)
+    console.print(f"[bold]{result.law}[/] at a budget of {args.budget:,.0f} tokens (best first):")
+    for rank, (group, loss) in enumerate(advice.ranking, 1):
+        passes = args.budget / data.unique[group]
+        console.print(f"  {rank}. {group}: predicted loss {loss:.4f} ({passes:.1f} passes over its distinct tokens)")
+    for c in advice.crossovers:
+        kind = "a less aggressive filter starts to win" if c["less_aggressive"] else "a more aggressive one wins"
+        console.print(f"  crossover at {c['tokens']:,.0f} tokens: {c['to']} overtakes {c['from']} ({kind})")
+    if not advice.crossovers:
+        console.print("  no crossover in the plotted range")
+    save = data.default_save if args.save is None else Path(args.save)
+    save.mkdir(parents=True, exist_ok=True)
+    files = plot_frontier(result, data.unique, advice, data.points, str(save / "frontier"))
+    console.print("wrote " + ", ".join(files))
+    return 0

@@ -1,0 +1,366 @@
+"""Compute-aware scaling laws for data: fit, held-out error and advice on which filter to use at a budget.
+
+Two laws predict a model's held-out loss from the tokens it saw (n) and the subset it saw them from:
+
+- Utility decay (Goyal et al. 2024, "Scaling Laws for Data Filtering: Data Curation cannot be Compute Agnostic").
+  Each quality bucket i has a utility exponent b_i < 0 and a half-life tau_i in passes. Over the first pass the
+  reducible loss is (a n)^b; on pass k (k = 0, 1, ...) the exponent has decayed to b_k = b 2^(-k/tau), and the
+  reducible loss is multiplied by (n_end / n_start)^b_k over the tokens of that pass:
+      R(n) = (a min(n, S))^b_0 * prod_{k>=1} (min(n, S(k+1)) / (S k))^b_k,     loss = d + R(n)
+  with S the subset's distinct tokens. A subset mixing buckets (a filter keeps the best buckets) uses the effective
+  utility b_k = sum_i w_i b_i 2^(-k/tau_i), w_i the bucket's share of the subset's tokens. `a` and the irreducible
+  loss `d` are shared by all buckets, as in the paper; we apply the decay to the reducible term only.
+- Effective data (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models"): repeated tokens are worth
+  less, D' = U + U R* (1 - exp(-R / R*)) with U distinct tokens and R = n / U - 1 repetitions, and at a fixed
+  model size loss = E + B_g / D'^beta with one B_g per subset (its quality) and E, beta, R* shared.
+
+Fits use scipy's least squares in transformed parameters (logs keep a, |b|, tau, B, beta, R* positive) from
+several starts; the uncertainty is the standard error from the Jacobian at the optimum (residual variance times
+(J^T J)^-1, mapped back by the delta method). A fit needs more points than parameters and at least two budgets
+per subset, else it is refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+
+class FitError(HarnessError):
+    """Input that cannot support the fit (too few points, one budget, mixed tracks)."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One trained model: its subset (group), tokens seen, the subset's distinct tokens and the measured loss."""
+
+    group: str
+    tokens: float
+    unique: float
+    loss: float
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Groups:
+    """The subsets and their composition in quality buckets: share[g][i] of group g's tokens from bucket i."""
+
+    names: tuple[str, ...]
+    buckets: tuple[str, ...]
+    share: np.ndarray
+
+    @classmethod
+    def separate(cls, names: Sequence[str]) -> Groups:
+        """Every subset its own bucket (records with no known nesting)."""
+        return cls(tuple(names), tuple(names), np.eye(len(names)))
+
+    @classmethod
+    def nested(cls, names: Sequence[str], unique: Sequence[float]) -> Groups:
+        """Nested subsets (top fractions of one base by one score), from the most aggressive: bucket i is what
+        subset i adds to subset i-1."""
+        order = np.argsort(unique)
+        u = np.asarray(unique, dtype=np.float64)[order]
+        sizes = np.diff(np.concatenate([[0.0], u]))
+        if (sizes <= 0).any():
+            raise FitError("nested subsets must grow strictly in distinct tokens")
+        share = np.zeros((len(u), len(u)))
+        for g in range(len(u)):
+            share[g, : g + 1] = sizes[: g + 1] / u[g]
+        names = [names[i] for i in order]
+        return cls(tuple(names), tuple(f"bucket {i + 1} ({n})" for i, n in enumerate(names)), share)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+
+@dataclass(frozen=True)
+class Law:
+    """A law: parameter names, the map from free (transformed) parameters and the prediction."""
+
+    name: str
+    params: tuple[str, ...]
+    natural: Callable[[np.ndarray], np.ndarray]  # free -> natural parameters
+    derivative: Callable[[np.ndarray], np.ndarray]  # d natural / d free, elementwise
+    predict: Callable[[np.ndarray, Sequence[Point]], np.ndarray]  # natural params, points -> losses
+    starts: Callable[[Sequence[Point]], list[np.ndarray]]  # free-parameter starting points
+
+
+def _goyal_losses(a: float, d: float, b: np.ndarray, tau: np.ndarray, w: np.ndarray, n: np.ndarray, s: np.ndarray
+                  ) -> np.ndarray:  # fmt: skip
+    """Vectorised law: w (points x buckets) shares, n tokens seen and s distinct tokens per point."""
+    passes = np.maximum(1, np.ceil(n / s)).astype(np.int64)
+    k = np.arange(int(passes.max()))[None, :]  # pass index, points x passes
+    inside = k < passes[:, None]
+    decay = np.power(0.5, k[:, :, None] / tau[None, None, :])  # points x passes x buckets (broadcast)
+    b_k = np.einsum("mi,i,mki->mk", w, b, np.broadcast_to(decay, (len(n), k.shape[1], len(b))))
+    end = np.minimum(n[:, None], s[:, None] * (k + 1))
+    start = np.where(k == 0, 1.0 / a, s[:, None] * k)  # pass 0: log(a * end)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # far-off trial parameters; fit rejects them
+        terms = np.where(inside, b_k * np.log(end / start), 0.0)
+    return d + np.exp(terms.sum(axis=1))
+
+
+def utility_decay_law(groups: Groups) -> Law:
+    """Goyal et al.'s law over the buckets of `groups`: a, d shared; b_i and tau_i per bucket."""
+    nb = len(groups.buckets)
+    names = ("a", "d", *(f"b[{b}]" for b in groups.buckets), *(f"tau[{b}]" for b in groups.buckets))
+
+    def natural(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([[math.exp(x[0]), x[1]], -np.exp(x[2 : 2 + nb]), np.exp(x[2 + nb :])])
+
+    def derivative(x: np.ndarray) -> np.ndarray:
+        return np.abs(np.concatenate([[math.exp(x[0]), 1.0], np.exp(x[2 : 2 + nb]), np.exp(x[2 + nb :])]))
+
+    def predict(p: np.ndarray, points: Sequence[Point]) -> np.ndarray:
+        a, d, b, tau = p[0], p[1], p[2 : 2 + nb], p[2 + nb :]
+        w = groups.share[[groups.index(q.group) for q in points]]
+        n = np.array([q.tokens for q in points], dtype=np.float64)
+        return _goyal_losses(a, d, b, tau, w, n, np.array([q.unique for q in points], dtype=np.float64))
+
+    def starts(points: Sequence[Point]) -> list[np.ndarray]:
+        losses = np.array([q.loss for q in points])
+        n_min = min(q.tokens for q in points)
+        out = []
+        for d_frac, b0, tau0 in itertools.product((0.5, 0.9), (0.1, 0.5), (1.0, 10.0)):
+            d0 = d_frac * losses.min()
+            reducible = max(losses.max() - d0, 1e-3)
+            a0 = reducible ** (-1 / b0) / n_min  # (a n_min)^(-b0) = reducible at the smallest budget
+            out.append(np.array([math.log(a0), d0, *([math.log(b0)] * nb), *([math.log(tau0)] * nb)]))
+        return out
+
+    return Law("utility-decay (Goyal et al. 2024)", names, natural, derivative, predict, starts)
+
+
+def effective_data_law(groups: Groups) -> Law:
+    """Muennighoff et al.'s effective data at a fixed model size: E, beta, R* shared; B per subset."""
+    ng = len(groups.names)
+    names = ("E", "beta", "R*", *(f"B[{g}]" for g in groups.names))
+
+    def natural(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([[x[0], math.exp(x[1]), math.exp(x[2])], np.exp(x[3:])])
+
+    def derivative(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([[1.0, math.exp(x[1]), math.exp(x[2])], np.exp(x[3:])])
+
+    def predict(p: np.ndarray, points: Sequence[Point]) -> np.ndarray:
+        e, beta, r_star, big_b = p[0], p[1], p[2], p[3:]
+        out = []
+        for q in points:
+            r = max(q.tokens / q.unique - 1.0, 0.0)
+            d_eff = q.unique + q.unique * r_star * (1.0 - math.exp(-r / r_star))
+            out.append(e + big_b[groups.index(q.group)] * d_eff ** (-beta))
+        return np.array(out)
+
+    def starts(points: Sequence[Point]) -> list[np.ndarray]:
+        losses = np.array([q.loss for q in points])
+        d_typ = float(np.median([q.tokens for q in points]))
+        out = []
+        for e_frac, beta0, r0 in itertools.product((0.5, 0.9), (0.2, 0.6), (2.0, 15.0)):
+            e0 = e_frac * losses.min()
+            b0 = max(float(np.median(losses)) - e0, 1e-3) * d_typ**beta0
+            out.append(np.array([e0, math.log(beta0), math.log(r0), *([math.log(b0)] * ng)]))
+        return out
+
+    return Law("effective-data (Muennighoff et al. 2023)", names, natural, derivative, predict, starts)
+
+
+LAWS: dict[str, Callable[[Groups], Law]] = {"utility-decay": utility_decay_law, "effective-data": effective_data_law}
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted law: natural parameters with standard errors, training error and held-out predictions."""
+
+    law: str
+    names: tuple[str, ...]
+    values: np.ndarray
+    stderr: np.ndarray
+    train_rmse: float
+    n_train: int
+    held_out: list[dict[str, Any]] = field(default_factory=list)
+    predict_fn: Callable[[Sequence[Point]], np.ndarray] | None = None
+
+    def predict(self, points: Sequence[Point]) -> np.ndarray:
+        assert self.predict_fn is not None
+        return self.predict_fn(points)
+
+    @property
+    def held_out_mae(self) -> float | None:
+        return float(np.mean([abs(h["error"]) for h in self.held_out])) if self.held_out else None
+
+    @property
+    def held_out_max_rel(self) -> float | None:
+        return max(abs(h["error"]) / h["loss"] for h in self.held_out) if self.held_out else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "law": self.law,
+            "parameters": {
+                n: {"value": float(v), "stderr": _finite(s)}
+                for n, v, s in zip(self.names, self.values, self.stderr, strict=True)
+            },
+            "train_points": self.n_train,
+            "train_rmse": self.train_rmse,
+            "held_out": self.held_out,
+            "held_out_mae": self.held_out_mae,
+            "held_out_max_relative_error": self.held_out_max_rel,
+        }
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
+
+
+def check_points(points: Sequence[Point], n_params: int, law: str) -> None:
+    """Refuse input that cannot determine the law (see FitError)."""
+    if len(points) <= n_params:
+        raise FitError(
+            f"the {law} law has {n_params} parameters but the fit has {len(points)} points: it needs more points "
+            "than parameters (add budgets or subsets, or hold fewer cells out)"
+        )
+    for q in points:
+        if not all(math.isfinite(v) and v > 0 for v in (q.tokens, q.unique, q.loss)):
+            raise FitError(f"point {q.label or q.group}: tokens, distinct tokens and loss must be positive numbers")
+    by_group: dict[str, set[float]] = {}
+    for q in points:
+        by_group.setdefault(q.group, set()).add(q.tokens)
+    flat = [g for g, budgets in by_group.items() if len(budgets) < 2]
+    if flat:
+        raise FitError(
+            f"subset {flat[0]!r} was trained at only one budget; a scaling law needs at least two per subset"
+        )
+
+
+def fit(law: Law, train: Sequence[Point], held_out: Sequence[Point] = ()) -> Fit:
+    """Least-squares fit of `law` on `train`; the error on `held_out` is measured, never fitted."""
+    from scipy.optimize import least_squares
+
+    check_points(train, len(law.params), law.name)
+    y = np.array([q.loss for q in train])
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = law.predict(law.natural(x), train) - y
+        return np.where(np.isfinite(r), r, 1e3)
+
+    def solve(x0: np.ndarray, budget: int) -> Any:
+        try:
+            with warnings.catch_warnings():  # trial steps far from the optimum overflow; they are rejected
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return least_squares(
+                    residuals, x0, method="trf", x_scale="jac", max_nfev=budget, xtol=1e-12, ftol=1e-12
+                )
+        except (ValueError, OverflowError):
+            return None
+
+    # A short run from every start, then the best one run to convergence (a few starts wander for long).
+    tries = [r for r in (solve(x0, 120) for x0 in law.starts(train)) if r is not None]
+    if not tries:
+        raise FitError(f"the {law.name} fit did not converge from any start")
+    best = solve(min(tries, key=lambda r: r.cost).x, 4000) or min(tries, key=lambda r: r.cost)
+    dof = len(train) - len(law.params)
+    s2 = 2 * best.cost / dof
+    cov = np.linalg.pinv(best.jac.T @ best.jac) * s2
+    free_se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    values = law.natural(best.x)
+    stderr = law.derivative(best.x) * free_se
+
+    def predict(points: Sequence[Point]) -> np.ndarray:
+        return law.predict(values, points)
+
+    held = []
+    if held_out:
+        for q, pred in zip(held_out, predict(held_out), strict=True):
+            held.append({"point": q.label or q.group, "group": q.group, "tokens": q.tokens, "loss": q.loss,
+                         "predicted": float(pred), "error": float(pred - q.loss)})  # fmt: skip
+    rmse = float(np.sqrt(np.mean(residuals(best.x) ** 2)))
+    return Fit(law.name, law.params, values, stderr, rmse, len(train), held, predict)
+
+
+# ---------------------------------------------------------------------------------------------------- advice
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Predicted loss of each subset at a budget, best first, and where the best subset changes with compute."""
+
+    budget: float
+    ranking: list[tuple[str, float]]
+    crossovers: list[dict[str, Any]]  # {tokens, from, to, less_aggressive}
+    frontier: dict[str, np.ndarray]  # tokens grid, best loss, best group index
+
+
+def _curve(fit_: Fit, group: str, unique: float, tokens: np.ndarray) -> np.ndarray:
+    return fit_.predict([Point(group, float(n), unique, 1.0) for n in tokens])
+
+
+def advise(fit_: Fit, unique: dict[str, float], budget: float, low: float, high: float) -> Advice:
+    """Rank the subsets (`unique`: group -> distinct tokens) at `budget` and trace the frontier on [low, high]."""
+    from scipy.optimize import brentq
+
+    if budget <= 0:
+        raise FitError(f"--budget must be a positive number of tokens, got {budget:g}")
+    groups = sorted(unique, key=lambda g: unique[g])  # most aggressive (fewest distinct tokens) first
+    at = {g: float(_curve(fit_, g, unique[g], np.array([budget]))[0]) for g in groups}
+    ranking = sorted(at.items(), key=lambda kv: kv[1])
+    grid = np.geomspace(min(low, budget), max(high, budget), 240)
+    curves = np.stack([_curve(fit_, g, unique[g], grid) for g in groups])
+    best = curves.argmin(axis=0)
+    crossovers = []
+    for j in np.flatnonzero(np.diff(best)):
+        g0, g1 = groups[best[j]], groups[best[j + 1]]
+
+        def gap(log_n: float, g0: str = g0, g1: str = g1) -> float:
+            n = np.array([math.exp(log_n)])
+            return float(_curve(fit_, g0, unique[g0], n)[0] - _curve(fit_, g1, unique[g1], n)[0])
+
+        try:
+            where = math.exp(brentq(gap, math.log(grid[j]), math.log(grid[j + 1])))
+        except ValueError:
+            where = float(math.sqrt(grid[j] * grid[j + 1]))
+        crossovers.append({"tokens": where, "from": g0, "to": g1, "less_aggressive": unique[g1] > unique[g0]})
+    return Advice(budget, ranking, crossovers, {"tokens": grid, "loss": curves.min(axis=0), "best": best})
+
+
+def plot_frontier(
+    fit_: Fit, unique: dict[str, float], advice: Advice, points: Sequence[Point], out_stem: str
+) -> list[str]:
+    """PNG and SVG: each subset's predicted loss against tokens, the frontier, observed points and crossovers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted(unique, key=lambda g: unique[g])
+    grid = advice.frontier["tokens"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for g in groups:
+        (line,) = ax.plot(grid, _curve(fit_, g, unique[g], grid), lw=1, label=f"{g} (predicted)")
+        obs = [q for q in points if q.group == g]
+        ax.scatter([q.tokens for q in obs], [q.loss for q in obs], color=line.get_color(), s=18, zorder=3)
+    ax.plot(grid, advice.frontier["loss"], color="black", lw=2.2, alpha=0.55, label="frontier (best subset)")
+    for c in advice.crossovers:
+        ax.axvline(c["tokens"], color="grey", ls="--", lw=1)
+        ax.annotate(f"{c['to']} wins", (c["tokens"], ax.get_ylim()[1]), fontsize=7, rotation=90, va="top")
+    ax.axvline(advice.budget, color="red", lw=1, label=f"budget {advice.budget:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel("held-out loss (nats/token)")
+    ax.set_title(f"{fit_.law}: best subset against compute", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    files = []
+    for ext in ("png", "svg"):
+        fig.savefig(f"{out_stem}.{ext}", dpi=110)
+        files.append(f"{out_stem}.{ext}")
+    plt.close(fig)
+    return files

@@ -1,0 +1,223 @@
+"""Experiment files and subset transformations: strict loading, exact transforms measured on their output, scores
+read from Parquet, derived tracks (compute multipliers and seeds). No training here (see test_sweep.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.config import ConfigError
+from harness.experiments.spec import load_experiment
+from harness.experiments.transforms import (
+    Docs,
+    TransformError,
+    duplicate,
+    measure,
+    sample_fraction,
+    top_fraction,
+    write_subset,
+)
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+
+def _docs(n: int = 1000, seed: int = 0) -> Docs:
+    rng = np.random.default_rng(seed)
+    return Docs(np.array([f"{i:032x}" for i in range(n)], dtype=object), rng.integers(20, 400, n))
+
+
+def _write(tmp_path: Path, body: str, name: str = "exp") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'name = "{name}"\ndescription = "d"\ntrack = "debug"\n' + body)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- transforms
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.25, 0.5, 1.0])
+def test_filter_keeps_exactly_the_top_fraction(fraction: float) -> None:
+    docs = _docs()
+    scores = np.random.default_rng(1).random(len(docs))
+    out = top_fraction(docs, scores, fraction)
+    kept = np.isin(docs.ids, out.ids)
+    assert len(out) == round(fraction * len(docs))
+    assert fraction == 1.0 or scores[kept].min() > scores[~kept].max()
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5, 1.0])
+def test_size_fraction_is_an_exact_seeded_sample(fraction: float) -> None:
+    docs = _docs()
+    out = sample_fraction(docs, fraction, seed=3)
+    assert len(out) == round(fraction * len(docs)) == len(set(out.ids))
+    assert set(out.ids) <= set(docs.ids)
+    assert list(sample_fraction(docs, fraction, seed=3).ids) == list(out.ids)  # seeded: the same sample again
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.25, 0.5, 0.75, 1.0])
+def test_duplication_replaces_that_share_with_copies_at_the_same_tokens(rate: float, tmp_path: Path) -> None:
+    docs = _docs()
+    n, total = len(docs), int(docs.tokens.sum())
+    repeats = duplicate(docs, rate, seed=5)
+    figures = write_subset(docs, repeats, tmp_path / "subset.jsonl")
+    # measured on the written file, not on the arrays
+    lines = [json.loads(line) for line in (tmp_path / "subset.jsonl").read_text().splitlines()]
+    by_id = dict(zip(docs.ids, docs.tokens, strict=True))
+    written = {d["id"]: d.get("repeat", 1) for d in lines}
+    assert len(written) == len(lines) == max(1, n - round(rate * n))  # distinct documents kept: exact
+    tokens = sum(by_id[i] * k for i, k in written.items())
+    assert abs(tokens - total) <= docs.tokens.max() / 2  # same total tokens, within half a document
+    assert figures["tokens"] == tokens and figures["unique_documents"] == len(written)
+    copies = np.array(list(written.values())) - 1
+    assert copies.max() - copies.min() <= 1  # copies spread round-robin over the kept documents
+    share = (sum(written.values()) - len(written)) / sum(written.values())
+    assert share == pytest.approx(figures["copy_share"]) and share == pytest.approx(rate, abs=0.03)
+
+
+def test_levels_that_leave_nothing_are_refused() -> None:
+    docs = _docs(10)
+    with pytest.raises(TransformError, match="leaves nothing"):
+        top_fraction(docs, np.zeros(10), 0.01)
+    with pytest.raises(TransformError, match="leaves nothing"):
+        sample_fraction(docs, 0.04, seed=0)
+    with pytest.raises(TransformError, match=r"\[0, 1\]"):
+        duplicate(docs, 1.5, seed=0)
+    assert measure(docs, np.ones(10, np.int64))["copy_share"] == 0.0
+
+
+# -------------------------------------------------------------------------------------------- experiment files
+
+
+def test_shipped_experiments_load_and_span_their_designs() -> None:
+    qvq = load_experiment(EXPERIMENTS / "quality-vs-quantity.toml")
+    keys = [c.key for c in qvq.cells()]
+    assert len(keys) == (1 + 2 + 4) * 2 and len(set(keys)) == len(keys)  # axes design x 2 replicate seeds
+    assert "size0.25-duplication0-seed125" in keys and "size0.25-duplication0.5-seed124" not in keys
+    caf = load_experiment(EXPERIMENTS / "compute-aware-filtering.toml")
+    assert len(caf.cells()) == 3 * 5
+    assert {c.track for c in caf.cells()} == {"nano-0.25x", "nano-0.5x", "nano", "nano-2x", "nano-4x"}
+    for name in ("debug-quality-vs-quantity", "debug-compute-aware-filtering"):
+        assert load_experiment(EXPERIMENTS / f"{name}.toml").track.startswith("debug")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            '[base]\nrecipe = "random"\n[factors]\nsizes = [0.5]\n',
+            "unknown factor 'factors.sizes'. Did you mean 'size'?",
+        ),
+        ('desing = "grid"\n[base]\nrecipe = "random"\n[factors]\nsize = [0.5]\n', "Did you mean 'design'?"),
+        ('[base]\nrecipe = "random"\n[factors]\nduplication = [0.5, 1.5]\n', "duplication' level 1.5 cannot be built"),
+        ('[base]\nrecipe = "random"\n[factors]\nfilter = [0.5]\n', "needs a [filter] table"),
+        ('[base]\nrecipe = "random"\n[factors]\n', "at least one factor"),
+        ('[base]\nrecipe = "random"\n[factors]\nscale = [0.1]\n', "'recipe.warmup' (10) must be below the 6"),
+        ('[base]\nrecipe = "random"\nsubset = "x.jsonl"\n[factors]\nsize = [1.0]\n', "exactly one of"),
+    ],
+)
+def test_bad_experiment_files_are_one_clear_error(tmp_path: Path, body: str, message: str, capsys) -> None:
+    path = _write(tmp_path, body)
+    with pytest.raises(ConfigError):
+        load_experiment(path)
+    assert main(["sweep", "run", str(path), "--out", str(tmp_path / "sweep")]) == 1
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert message in err and "Traceback" not in err
+
+
+def test_a_level_that_cannot_be_built_stops_before_any_cell_and_keeps_finished_ones(tmp_path: Path, capsys) -> None:
+    subset = tmp_path / "base.jsonl"
+    from harness.pools import ensure_pool
+
+    pool = ensure_pool("sandbox")
+    subset.write_text("".join(json.dumps({"id": pool.id_of_row(r)}) + "\n" for r in range(10)))
+    path = _write(tmp_path, '[base]\nsubset = "base.jsonl"\n[factors]\nsize = [1.0, 0.01]\n')
+    finished = tmp_path / "sweep" / "cells" / "size1" / "DONE.json"
+    finished.parent.mkdir(parents=True)
+    finished.write_text('{"entry_id": "debug-000000000000"}')
+    assert main(["sweep", "run", str(path), "--out", str(tmp_path / "sweep")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "cell size0.01: size fraction 0.01 leaves nothing" in err
+    assert finished.is_file() and not (tmp_path / "sweep" / "cells" / "size1" / "subset.jsonl").exists()
+
+
+def test_filter_scores_come_from_parquet_keyed_by_pool_id(tmp_path: Path, capsys) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from harness.experiments.sweep import SweepPaths, build_cells
+    from harness.pools import ensure_pool
+
+    pool = ensure_pool("sandbox")
+    ids = [pool.id_of_row(r) for r in range(40)]
+    (tmp_path / "base.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ids))
+    (tmp_path / "scores").mkdir()
+    pq.write_table(pa.table({"id": ids[:20], "quality": [float(i) for i in range(20)]}), tmp_path / "scores/a.parquet")
+    pq.write_table(
+        pa.table({"id": ids[20:], "quality": [float(i) for i in range(20, 40)]}), tmp_path / "scores/b.parquet"
+    )
+    body = '[base]\nsubset = "base.jsonl"\n[factors]\nfilter = [0.25]\n[filter]\nscores = "scores"\ncolumn = "{}"\n'
+    exp = load_experiment(_write(tmp_path, body.format("quality")))
+    (cell,) = build_cells(exp, SweepPaths.of(exp, str(tmp_path / "sweep")))
+    kept = [
+        json.loads(line)["id"]
+        for line in (tmp_path / "sweep/cells" / cell.key / "subset.jsonl").read_text().splitlines()
+    ]
+    assert kept == ids[30:]  # the top 25% by score: the 10 highest
+    bad = _write(tmp_path, body.format("qualty"), name="bad")
+    assert main(["sweep", "run", str(bad), "--out", str(tmp_path / "sweep2")]) == 2
+    assert "Did you mean 'quality'?" in " ".join(capsys.readouterr().err.split())
+
+
+def test_derived_tracks_multiply_the_budget_and_change_the_seed_only() -> None:
+    from harness.tracks import get_track
+    from harness.trackscale import derived_name, scale_of
+
+    nano, big = get_track("nano"), get_track("nano-4x")
+    assert big.tokens == 4 * nano.tokens and big.model == nano.model and big.recipe == nano.recipe
+    assert (
+        scale_of(big) == ("nano", 4.0)
+        and scale_of(nano) == ("nano", 1.0)
+        and scale_of(get_track("1b-5x")) == ("1b", 5.0)
+    )
+    seeded = get_track(derived_name("nano", 2, 125))
+    assert seeded.name == "nano-2x-seed125" and seeded.recipe.seed == 125 and seeded.tokens == 2 * nano.tokens
+    assert len({nano.sha256, big.sha256, seeded.sha256}) == 3
+    assert main(["tracks", "show", "nano-0.5x"]) == 0
+
+
+def test_slurm_launcher_writes_a_job_array_over_the_pending_cells(tmp_path: Path) -> None:
+    import subprocess
+
+    from harness.pools import ensure_pool
+
+    pool = ensure_pool("sandbox")
+    (tmp_path / "base.jsonl").write_text("".join(json.dumps({"id": pool.id_of_row(r)}) + "\n" for r in range(40)))
+    body = '[base]\nsubset = "base.jsonl"\n[factors]\nsize = [1.0, 0.5]\nduplication = [0.0, 0.5]\n'
+    path = _write(tmp_path, 'design = "axes"\n' + body)
+    out = tmp_path / "sweep"
+    (out / "cells" / "size1-duplication0").mkdir(parents=True)
+    (out / "cells" / "size1-duplication0" / "DONE.json").write_text('{"entry_id": "x"}')  # a finished cell
+    assert main(["sweep", "run", str(path), "--out", str(out), "--launcher", "slurm"]) == 0
+    script = (out / "sweep.sbatch").read_text()
+    pending = (out / "cells.txt").read_text().split()
+    assert pending == ["size0.5-duplication0", "size1-duplication0.5"]  # axes design, finished cell left out
+    assert "#SBATCH --array=0-1" in script and '--cell "$KEY"' in script and "SLURM_ARRAY_TASK_ID + 1" in script
+    assert subprocess.run(["bash", "-n", str(out / "sweep.sbatch")]).returncode == 0
+    for key in pending:
+        assert (out / "cells" / key / "subset.jsonl").is_file()
+
+
+def test_a_changed_definition_is_not_mixed_with_earlier_cells(tmp_path: Path, capsys) -> None:
+    from harness.pools import ensure_pool
+
+    pool = ensure_pool("sandbox")
+    (tmp_path / "base.jsonl").write_text("".join(json.dumps({"id": pool.id_of_row(r)}) + "\n" for r in range(20)))
+    body = '[base]\nsubset = "base.jsonl"\n[factors]\nsize = [0.5]\n'
+    out = str(tmp_path / "sweep")
+    assert main(["sweep", "run", str(_write(tmp_path, body)), "--out", out, "--launcher", "slurm"]) == 0
+    assert main(["sweep", "run", str(_write(tmp_path, "seed = 7\n" + body)), "--out", out, "--launcher", "slurm"]) == 2
+    assert "earlier definition of exp" in " ".join(capsys.readouterr().err.split())

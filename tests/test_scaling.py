@@ -1,0 +1,109 @@
+"""Scaling laws: each fit recovers the parameters of synthetic curves drawn from the same law, predicts held-out
+points, refuses degenerate input, and the advice finds the crossover the law implies."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from harness.scaling import (
+    FitError,
+    Groups,
+    Point,
+    advise,
+    effective_data_law,
+    fit,
+    plot_frontier,
+    utility_decay_law,
+)
+
+NAMES = ("top 10%", "top 30%", "all")
+UNIQUE = (1e5, 3e5, 1e6)
+BUDGETS = (5e4, 2e5, 8e5, 2e6, 6e6)
+#: Recovery tolerance (relative, per parameter) on noise-free curves from the same law.
+TOLERANCE = 1e-3
+#: Goyal et al.'s law: a, d, b per bucket (utility, < 0), tau per bucket (half-life in passes).
+GOYAL = np.array([2e-4, 2.0, -0.30, -0.20, -0.12, 3.0, 8.0, 20.0])
+#: Muennighoff et al.'s law at a fixed model: E, beta, R*, B per subset.
+MUENNIGHOFF = np.array([1.5, 0.35, 5.0, 300.0, 200.0, 150.0])
+
+
+def _curves(law, true: np.ndarray, noise: float = 0.0) -> list[Point]:
+    grid = [Point(g, n, u, 1.0, f"{g}@{n:g}") for g, u in zip(NAMES, UNIQUE, strict=True) for n in BUDGETS]
+    losses = law.predict(true, grid) * (1 + noise * np.random.default_rng(0).standard_normal(len(grid)))
+    return [Point(q.group, q.tokens, q.unique, float(v), q.label) for q, v in zip(grid, losses, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("make", "groups", "true"),
+    [
+        (utility_decay_law, Groups.nested(NAMES, UNIQUE), GOYAL),
+        (effective_data_law, Groups.separate(NAMES), MUENNIGHOFF),
+    ],
+)
+def test_fit_recovers_known_parameters_and_predicts_held_out_points(make, groups, true) -> None:
+    law = make(groups)
+    points = _curves(law, true)
+    train = [q for q in points if q.tokens < BUDGETS[-1]]
+    held = [q for q in points if q.tokens == BUDGETS[-1]]
+    result = fit(law, train, held)
+    np.testing.assert_allclose(result.values, true, rtol=TOLERANCE)
+    assert result.held_out_max_rel < 1e-4 and len(result.held_out) == len(NAMES)
+    assert np.all(np.isfinite(result.stderr)) and result.to_dict()["parameters"]["a" if "a" in law.params else "E"]
+
+
+def test_noisy_curves_give_uncertainties_that_cover_the_truth() -> None:
+    law = effective_data_law(Groups.separate(NAMES))
+    result = fit(law, _curves(law, MUENNIGHOFF, noise=0.002))
+    z = np.abs(result.values - MUENNIGHOFF) / result.stderr
+    assert np.all(result.stderr > 0) and np.all(z < 4)
+
+
+def test_degenerate_input_is_refused() -> None:
+    law = utility_decay_law(Groups.nested(NAMES, UNIQUE))
+    points = _curves(law, GOYAL)
+    with pytest.raises(FitError, match="8 parameters but the fit has 6 points"):
+        fit(law, points[:6])
+    one_budget = [q for q in points if q.tokens == BUDGETS[2]] * 4
+    with pytest.raises(FitError, match="only one budget"):
+        fit(law, one_budget)
+    with pytest.raises(FitError, match="positive numbers"):
+        fit(law, [*points[:-1], Point("all", 1e6, 1e6, float("nan"))])
+    with pytest.raises(FitError, match="grow strictly"):
+        Groups.nested(NAMES, (1e5, 1e5, 1e6))
+
+
+def test_records_of_different_track_versions_are_not_mixed() -> None:
+    from harness.scaling_data import _check_versions
+
+    def record(version: int, base: str = "nano") -> SimpleNamespace:
+        return SimpleNamespace(track=SimpleNamespace(name=f"{base}-2x", base=base, version=version))
+
+    assert _check_versions([record(1), record(1)], "store") == ("nano", 1)
+    with pytest.raises(FitError, match="different track versions"):
+        _check_versions([record(1), record(2)], "store")
+    with pytest.raises(FitError, match="different tracks"):
+        _check_versions([record(1), record(1, "debug")], "store")
+
+
+def test_advice_ranks_filters_and_finds_where_the_less_aggressive_one_wins(tmp_path) -> None:
+    law = utility_decay_law(Groups.nested(NAMES, UNIQUE))
+    points = _curves(law, GOYAL)
+    result = fit(law, points)
+    unique = dict(zip(NAMES, UNIQUE, strict=True))
+    small = advise(result, unique, 5e4, 1e4, 1e8)
+    large = advise(result, unique, 5e7, 1e4, 1e8)
+    assert small.ranking[0][0] == "top 10%"  # the most aggressive filter wins at small compute ...
+    assert large.ranking[0][0] != "top 10%"  # ... and loses once its few documents are repeated too often
+    first = small.crossovers[0]
+    assert first["from"] == "top 10%" and first["less_aggressive"]
+    n = np.array([first["tokens"]])
+    before = [law.predict(result.values, [Point(g, x, unique[g], 1.0)])[0] for g in (first["from"], first["to"])
+              for x in n * 0.9]  # fmt: skip
+    after = [law.predict(result.values, [Point(g, x, unique[g], 1.0)])[0] for g in (first["from"], first["to"])
+             for x in n * 1.1]  # fmt: skip
+    assert before[0] < before[1] and after[0] > after[1]
+    files = plot_frontier(result, unique, large, points, str(tmp_path / "frontier"))
+    assert all((tmp_path / f"frontier.{ext}").stat().st_size > 1000 for ext in ("png", "svg")) and len(files) == 2
