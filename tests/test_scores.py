@@ -179,6 +179,8 @@ def test_select_bad_inputs(scored: Path, tmp_path: Path) -> None:
         select([scored], "debug", Selection(where=("compression_ratio > 5",)), tmp_path / "b.jsonl")
     with pytest.raises(UsageError, match="not allowed"):
         select([scored], "debug", Selection(where=("__import__('os')",)), tmp_path / "c.jsonl")
+    with pytest.raises(UsageError, match="not a condition"):
+        select([scored], "debug", Selection(where=("compression_ratio",)), tmp_path / "e.jsonl")
     with pytest.raises(UsageError, match="not a finished score folder"):
         select([tmp_path], "debug", Selection(), tmp_path / "d.jsonl")
     assert not any(tmp_path.glob("*.jsonl"))

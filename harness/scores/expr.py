@@ -42,10 +42,8 @@ def names(expr: str) -> set[str]:
 def evaluate(expr: str, columns: Mapping[str, Any], n_rows: int) -> np.ndarray:
     """A boolean mask over the rows. `columns`: name -> pyarrow ChunkedArray (or anything with to_numpy)."""
     value = _eval(parse(expr), expr, columns, n_rows)
-    if value.dtype != bool:
-        raise UsageError(
-            f"--where {expr!r} is not a condition (it gives {value.dtype} values); compare it, e.g. `> 0.5`"
-        )
+    if not isinstance(value, np.ndarray) or value.dtype != bool:
+        raise UsageError(f"--where {expr!r} is not a condition; compare it, e.g. `{expr} > 0.5`")
     return value
 
 
