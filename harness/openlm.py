@@ -189,12 +189,20 @@ def train_open_lm(
         cmd = [sys.executable, "-m", "open_lm.main", *args]
     start = time.perf_counter()
     # open_lm prints to stdout (e.g. "Saving epoch_1 in ..."): keep the harness's stdout for its own output (--json)
-    if subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=sys.stderr.fileno()).returncode != 0:
+    if subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=_stderr_fd()).returncode != 0:
         raise HarnessError(
             f"open_lm failed ({' '.join(cmd)}); its log is {out_dir / OPEN_LM_SUBDIR / RUN_NAME / 'out.log'}. "
             "Re-run to resume from its newest checkpoint."
         )
     return map_output(track, data_dir, out_dir, wall_time_s=time.perf_counter() - start)
+
+
+def _stderr_fd() -> int | None:
+    """This process's stderr for a child's stdout (None, i.e. inherit stdout, where stderr is no real file)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _warn_if_plan_differs(track: Track, plan: LoaderPlan) -> None:
