@@ -38,7 +38,9 @@ def derive_track(name: str) -> Track | None:
 
     if m := _SEEDED.match(name):
         base = get_track(m["base"])
-        recipe = dataclasses.replace(base.recipe, seed=int(m["seed"]))
+        seed = int(m["seed"])  # the official seed leads the replicate seeds (harness.replicates)
+        seeds = (seed, *(s for s in base.recipe.seeds if s != seed))
+        recipe = dataclasses.replace(base.recipe, seed=seed, seeds=seeds)
         return _replace(base, name, recipe=recipe, note=f"recipe seed {m['seed']}")
     if m := _SCALED.match(name):
         base, k = get_track(m["base"]), float(m["k"])
