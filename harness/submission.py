@@ -364,8 +364,10 @@ def _short(value: Any) -> str:
 
 def _check_repeats(scan: _Scan, e: dict[str, np.ndarray]) -> None:
     """Repeats only matter up to the budget: a document's copies may fill the budget, never pass it, and the
-    repeats of the whole subset may bring it up to the budget (or its own size, if larger), never past it.
-    Tokenization materialises every copy, so this bounds what it writes by what training can consume."""
+    copies of the whole subset may add at most one budget of tokens to the larger of the budget and the subset's
+    own size (so upweighting stays possible in a subset larger than the budget, and a duplication that matches
+    the budget to within a document passes). Tokenization materialises every copy, so this bounds what it writes
+    by what training can consume."""
     budget = scan.track.tokens
     sel = np.flatnonzero(e["valid"] & (e["rep"] > 1) & (e["tok"] >= 0))
     size = e["tok"][sel] + 1
@@ -381,13 +383,13 @@ def _check_repeats(scan: _Scan, e: dict[str, np.ndarray]) -> None:
     if not len(tok) or (tok <= 0).any():
         return
     total, unique = float((tok * e["rep"][ok]).sum()), float(tok.sum())
-    if total > max(budget, unique) and (e["rep"][ok] > 1).any():
+    if total > max(budget, unique) + budget and (e["rep"][ok] > 1).any():
         scan.problem(
             0,
             "repeats-over-budget",
-            f"with its repeats the subset is {total:,.0f} tokens, past the budget of {budget:,} (and its own "
-            f"{unique:,.0f} tokens): copies past the budget are never trained on; lower the repeats so that the "
-            "subset with repeats stays within the budget",
+            f"with its repeats the subset is {total:,.0f} tokens, more than one budget ({budget:,}) past the "
+            f"larger of the budget and its own {unique:,.0f} tokens: such copies are never trained on; lower the "
+            "repeats",
         )
 
 

@@ -146,8 +146,9 @@ def test_debug_quality_vs_quantity_runs_and_reports(tmp_path: Path) -> None:
     code, out = _run("sweep", "report", exp, "--out", "qvq", cwd=tmp_path)
     assert code == 0, out
     summary = json.loads((tmp_path / "qvq" / "report" / "results.json").read_text())["summary"]
-    shares = sorted(round(s["copy_share"], 2) for s in summary)
-    assert shares == [0.0, 0.5] and all(s["loss"] > 0 for s in summary)
+    shares = sorted(s["copy_share"] for s in summary)
+    # copies match the replaced documents' tokens, not their count, so the copies' share of documents is near 0.5
+    assert shares[0] == 0.0 and abs(shares[1] - 0.5) < 0.05 and all(s["loss"] > 0 for s in summary)
 
 
 @pytest.mark.slow
