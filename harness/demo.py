@@ -32,7 +32,7 @@ BASELINES = (
     Baseline("dedup", "dedup.py", "Exact + near-duplicate removal",
              "Exact duplicates (normalised text hash) and near duplicates (MinHash LSH) removed, then sampled.", True),
     Baseline("quality", "quality_filter.py", "Heuristic quality filter + dedup",
-             "Deduplicated, then datatrove's Gopher (quality, repetition), C4 and FineWeb quality filters.", True),
+             "Deduplicated, then Gopher/C4-style rules (stop words, symbols, repetition, out-of-vocabulary words).", True),
 )  # fmt: skip
 
 
