@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from harness.errors import HarnessError
+from harness.pools.io import compression_of
 
 #: File name endings read as JSONL (lower case; the match ignores case).
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".jsonl.zstd")
@@ -47,15 +48,6 @@ class InputError(HarnessError):
 
 def is_jsonl(url: str) -> bool:
     return url.lower().endswith(JSONL_SUFFIXES)
-
-
-def compression_of(url: str) -> str | None:
-    name = url.lower()
-    if name.endswith(".gz"):
-        return "gzip"
-    if name.endswith((".zst", ".zstd")):
-        return "zstd"
-    return None
 
 
 def describe_failure(url: str, exc: BaseException) -> InputError:
