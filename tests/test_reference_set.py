@@ -5,12 +5,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from harness.pools import get_pool_spec
 from harness.sandbox import generate_sandbox
+from harness.sandbox.documents import held_out_pair
 from harness.sandbox.reference import PATH
 from harness.sandbox.templates import EVAL_LEADINS
 from harness.sandbox.world import build_world
@@ -52,9 +54,23 @@ def test_reference_set_is_disjoint_from_the_pool_and_the_evaluation(pool: Path) 
     stories = [json.loads(line)["text"] for line in (pool / "eval" / "heldout.jsonl").read_text().splitlines()]
     leadins = [lead.format(e=n) for lead in EVAL_LEADINS for n in names[:5]]
     for d in docs:
-        title = d["text"].split("\n", 1)[0].removeprefix("The ")
-        assert title.startswith("Questions and answers") or title in names  # Q&A pages and encyclopedic pages
         assert not any(c in d["text"] for c in contexts + stories + leadins)
+
+
+STORY = re.compile(r"(?:named|called) (?P<p>[^.,]+?)[ .,].*?(?:set out for|travel to|left home to visit) (?P<d>[A-Z][a-z]+)")
+
+
+def test_reference_set_has_the_pools_clean_mix_and_no_held_out_journey(pool: Path) -> None:
+    """Pages, Q&A, fact lists and stories (Sandbox_v1 asks about stories); no story tells an evaluation journey."""
+    world = build_world()
+    docs = [d["text"] for d in _jsonl_gz(pool / PATH)]
+    journeys = [m for t in docs if (m := STORY.search(t))]
+    qa = sum(t.startswith("Questions and answers") for t in docs)
+    assert len(journeys) > 0.15 * len(docs) and qa > 0.1 * len(docs)
+    persons = {e.name: e for e in world.entities["person"]}
+    cities = {e.name: e for e in world.entities["city"]}
+    told = [(persons[m["p"]], cities[m["d"]]) for m in journeys if m["p"] in persons and m["d"] in cities]
+    assert len(told) > 0.9 * len(journeys) and not any(held_out_pair(p, c) for p, c in told)
 
 
 def test_reference_set_states_true_facts_only(pool: Path) -> None:

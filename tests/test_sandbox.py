@@ -193,7 +193,7 @@ def test_content_is_pinned_for_this_generator_version(pool: Path) -> None:
     # (and then update this hash and pools/sandbox.toml).
     manifest = json.loads((pool / "manifest.json").read_text())
     assert (GENERATOR_VERSION, manifest["content_sha256"]) == (
-        3,
+        4,
         "e31516d9e71dc0d827d0493f64c4c1f40a20d841e790925d3d2d8a721b0b43de",
     )
 
