@@ -185,3 +185,16 @@ def test_publish_to_s3_serves_pages_with_content_types(site: Path, s3_endpoint: 
             assert resp.headers["Content-Type"].split(";")[0] == content_type, rel
             assert resp.read() == (site / rel).read_bytes()
     assert main(["leaderboard", "publish", "--site", str(site), "--out", "board/v1"]) == 2
+
+
+def test_track_charts_are_valid_svg_with_round_ticks(site: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from harness.leaderboard.charts import nice_ticks
+
+    for chart in (site / "charts").glob("*.svg"):
+        root = ET.fromstring(chart.read_bytes())
+        assert root.tag == "{http://www.w3.org/2000/svg}svg" and root.get("width") and root.get("height")
+    assert nice_ticks(0.08, 0.72) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    assert nice_ticks(4e5, 3e7, log=True) == [5e5, 1e6, 2e6, 5e6, 1e7, 2e7]
+    assert nice_ticks(1.0, 1.0) == [1.0]
