@@ -57,7 +57,9 @@ def test_reference_set_is_disjoint_from_the_pool_and_the_evaluation(pool: Path) 
         assert not any(c in d["text"] for c in contexts + stories + leadins)
 
 
-STORY = re.compile(r"(?:named|called) (?P<p>[^.,]+?)[ .,].*?(?:set out for|travel to|left home to visit) (?P<d>[A-Z][a-z]+)")
+STORY = re.compile(
+    r"(?:named|called) (?P<p>[^.,]+?)[ .,].*?(?:set out for|travel to|left home to visit) (?P<d>[A-Z][a-z]+)"
+)
 
 
 def test_reference_set_has_the_pools_clean_mix_and_no_held_out_journey(pool: Path) -> None:

@@ -299,7 +299,7 @@ def _write_entries(
     _FORK_STATE = (records, root, title)
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            done = pool.map(_write_chunk, spans)  # forks the workers now, before matplotlib is loaded here
+            done = pool.map(_write_chunk, spans)  # forks the workers now; this process draws meanwhile
             meanwhile()
             for count in done:
                 advance(count)
