@@ -21,8 +21,8 @@ from pathlib import Path
 
 LADDER = (
     ("random", "random_sample.py", "Random sample"),
-    ("dedup", "dedup_datatrove.py", "Exact + MinHash dedup (datatrove)"),
-    ("heuristics", "heuristics_datatrove.py", "Dedup + heuristics (datatrove Gopher, C4, FineWeb)"),
+    ("dedup", "dedup.py", "Exact + MinHash dedup (datatrove)"),
+    ("heuristics", "quality_filter.py", "Dedup + heuristics (datatrove Gopher, C4, FineWeb)"),
     ("classifier", "classifier.py", "fastText classifier top 10% (DCLM recipe)"),
     ("information", "information_pruning.py", "Information pruning (reference-model bits/byte, drop lowest 50%)"),
     ("compression", "compression_pruning.py", "Compression pruning (zstd ratio, drop lowest 50%)"),

@@ -30,9 +30,10 @@ BASELINES = (
     Baseline("random", "random_sample.py", "Random sample",
              "Documents drawn uniformly at random from the pool until the token budget is filled.", False),
     Baseline("dedup", "dedup.py", "Exact + near-duplicate removal",
-             "Exact duplicates (normalised text hash) and near duplicates (MinHash LSH) removed, then sampled.", True),
+             "Exact duplicates (normalised text hash) and near duplicates (datatrove MinHash LSH) removed, then "
+             "sampled.", True),
     Baseline("quality", "quality_filter.py", "Heuristic quality filter + dedup",
-             "Deduplicated, then Gopher/C4-style rules (stop words, symbols, repetition, out-of-vocabulary words).", True),
+             "Deduplicated, then datatrove's Gopher quality and repetition, C4 and FineWeb filters.", True),
 )  # fmt: skip
 
 
