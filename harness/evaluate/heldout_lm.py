@@ -29,6 +29,20 @@ def heldout_texts(data_root: Path | None) -> list[str] | None:
     return [json.loads(line)["text"] for line in lines if line.strip()]
 
 
+def pad_windows(windows: list[list[int]]) -> tuple[Any, Any]:
+    """Token windows right-padded into one [n, longest] id tensor, and the [n, longest - 1] mask of the
+    positions whose next token is real (what a next-token loss over the batch should count)."""
+    import torch
+
+    width = max(len(w) for w in windows)
+    ids = torch.zeros((len(windows), width), dtype=torch.long)
+    mask = torch.zeros((len(windows), width - 1), dtype=torch.bool)
+    for r, w in enumerate(windows):
+        ids[r, : len(w)] = torch.tensor(w)
+        mask[r, : len(w) - 1] = True
+    return ids, mask
+
+
 def heldout_lm_metrics(
     model: Any, tokenizer: Any, texts: list[str], *, eot_id: int, context: int, device: str, batch_size: int = 32
 ) -> dict[str, float]:
@@ -51,12 +65,7 @@ def heldout_lm_metrics(
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
             batch = windows[start : start + batch_size]
-            longest = max(len(w) for w in batch)
-            ids = torch.zeros((len(batch), longest), dtype=torch.long)
-            mask = torch.zeros((len(batch), longest - 1), dtype=torch.bool)
-            for j, w in enumerate(batch):
-                ids[j, : len(w)] = torch.tensor(w)
-                mask[j, : len(w) - 1] = True
+            ids, mask = pad_windows(batch)
             ids = ids.to(device)
             logits = model(ids[:, :-1]).float()
             targets = ids[:, 1:]

@@ -124,12 +124,9 @@ def _window_nats(model: Any, windows: list[list[int]], device: str) -> list[floa
     """Sum of -ln p(next token) over each window's predicted tokens (all but its first)."""
     import torch
 
-    width = max(len(w) for w in windows)
-    ids = torch.zeros((len(windows), width), dtype=torch.long)
-    mask = torch.zeros((len(windows), width - 1), dtype=torch.bool)
-    for r, w in enumerate(windows):
-        ids[r, : len(w)] = torch.tensor(w)
-        mask[r, : len(w) - 1] = True
+    from harness.evaluate.heldout_lm import pad_windows
+
+    ids, mask = pad_windows(windows)
     ids, mask = ids.to(device), mask.to(device)
     with torch.inference_mode():
         logits = model(ids[:, :-1])
