@@ -11,6 +11,7 @@ order than it is stored), lone surrogates, over-long fields, and links that are 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from urllib.parse import urlsplit
 
@@ -18,6 +19,12 @@ from urllib.parse import urlsplit
 MAX_CHARS = {"name": 120, "author": 120, "description": 4000, "link": 2000}
 MAX_AUTHORS = 50
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+# Every character the loop in `text_problem` rejects: controls (category Cc is exactly these two ranges), line
+# and paragraph separators, bidirectional controls, lone surrogates. Tested against the loop, character by character.
+_SUSPECT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff" + "".join(sorted(_BIDI)) + "]")
+_SUSPECT_MULTILINE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff" + "".join(sorted(_BIDI)) + "]"
+)
 
 
 def text_problem(field: str, value: object, *, multiline: bool = False) -> str | None:
@@ -27,6 +34,8 @@ def text_problem(field: str, value: object, *, multiline: bool = False) -> str |
     limit = MAX_CHARS["author" if field.startswith("author") else field]
     if len(value) > limit:
         return f"{field} is {len(value):,} characters long; at most {limit:,} are allowed"
+    if not (_SUSPECT_MULTILINE if multiline else _SUSPECT).search(value):
+        return None  # one regex pass; the loop below only runs to name the culprit
     for i, ch in enumerate(value):
         if ch in _BIDI:
             return f"{field} holds the bidirectional control U+{ord(ch):04X} at character {i}; remove it"

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, Literal
 
 from harness.config import ConfigError, doc, from_dict, to_dict
@@ -162,17 +163,24 @@ class Training:
     curve: Any = doc(f"[step, tokens, loss] points, at most {MAX_CURVE_POINTS} (see downsample_curve).", default=())
 
     def __post_init__(self) -> None:
-        if not isinstance(self.curve, list | tuple):
-            raise ValueError(f"'training.curve' must be a list of [step, tokens, loss], got {self.curve!r}")
-        object.__setattr__(self, "curve", tuple(tuple(p) if isinstance(p, list | tuple) else p for p in self.curve))
-        if len(self.curve) > MAX_CURVE_POINTS:
-            raise ValueError(f"'training.curve' has {len(self.curve)} points; at most {MAX_CURVE_POINTS} allowed")
-        # One pass over the types first (cheap); the slow search for the culprit only runs on bad data.
-        ok = all(type(p) is tuple and len(p) == 3 for p in self.curve)
-        if not ok or not {type(v) for p in self.curve for v in p} <= {int, float}:
-            for i, point in enumerate(self.curve):
-                if type(point) is not tuple or len(point) != 3 or not {type(v) for v in point} <= {int, float}:
+        raw = self.curve
+        if not isinstance(raw, list | tuple):
+            raise ValueError(f"'training.curve' must be a list of [step, tokens, loss], got {raw!r}")
+        if len(raw) > MAX_CURVE_POINTS:
+            raise ValueError(f"'training.curve' has {len(raw)} points; at most {MAX_CURVE_POINTS} allowed")
+        # The whole check in C-level passes (map, set): point by point in Python it was a third of the time to
+        # load 10,000 records. Only bad data takes the slow search for the culprit.
+        ok = set(map(type, raw)) <= {list, tuple}
+        curve = tuple(map(tuple, raw)) if ok else ()
+        if not ok or set(map(len, curve)) - {3} or not set(map(type, chain.from_iterable(curve))) <= {int, float}:
+            for i, point in enumerate(raw):
+                if (
+                    not isinstance(point, list | tuple)
+                    or len(point) != 3
+                    or not {type(v) for v in point} <= {int, float}
+                ):
                     raise ValueError(f"'training.curve[{i}]' must be [step, tokens, loss] numbers, got {point!r}")
+        object.__setattr__(self, "curve", curve)
         if self.tokens_seen < 0 or self.steps < 0 or self.passes < 0 or self.wall_time_s < 0:
             raise ValueError("'training' counts and times must be non-negative")
 

@@ -333,6 +333,23 @@ def test_submission_fields_are_checked_before_any_work(option, value, says, tmp_
     assert not run_dir.exists()  # refused before validation, let alone training
 
 
+@pytest.mark.parametrize("multiline", [False, True])
+def test_text_check_fast_path_refuses_exactly_what_the_rules_refuse(multiline: bool) -> None:
+    """The one-regex pass of `text_problem` must let through exactly the characters its rules accept: every
+    code point is checked against the rule (controls, separators, bidirectional controls, lone surrogates)."""
+    import unicodedata
+
+    from harness import fields
+
+    pattern = fields._SUSPECT_MULTILINE if multiline else fields._SUSPECT
+    for code in range(0x110000):
+        ch = chr(code)
+        refused = ch in fields._BIDI or ch in "\u2028\u2029" or unicodedata.category(ch) in ("Cc", "Cs")
+        refused = refused and not (multiline and ch in "\n\r\t")
+        assert bool(pattern.search(ch)) == refused, f"U+{code:04X}"
+        assert (fields.text_problem("description", f"a{ch}b", multiline=multiline) is None) != refused, f"U+{code:04X}"
+
+
 def test_user_text_is_never_markup(capsys) -> None:
     from rich.console import Console
 
