@@ -45,7 +45,9 @@ def test_site_has_every_page_chart_and_download(site: Path) -> None:
     assert {r.track.name for r in records} == {"debug", "nano"}
     for r in records:
         assert (site / "entries" / f"{r.entry_id}.html").is_file()
-        assert Record.from_json((site / "records" / r.track.name / f"{r.entry_id}.json").read_text()) == r
+        copy = site / "records" / r.track.name / f"{r.entry_id}.json"
+        assert copy.read_bytes() == (FIXTURES / r.track.name / f"{r.entry_id}.json").read_bytes()  # as stored
+        assert Record.from_json(copy.read_text()) == r
     for track in ("debug", "nano"):
         for kind in ("size", "passes", "loss"):
             assert (site / "charts" / f"{track}-{kind}.svg").read_text().lstrip().startswith("<?xml")
@@ -127,17 +129,21 @@ def test_rebuild_replaces_a_site_but_never_a_foreign_folder(tmp_path: Path) -> N
 def test_parallel_build_writes_the_same_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import harness.leaderboard.build as build
 
-    records = fixture_records()
-    build_site(records, tmp_path / "serial")
+    records, problems, sources = ResultsStore(str(FIXTURES)).load()
+    assert not problems and set(sources) == {r.entry_id for r in records}
+    build_site(records, tmp_path / "serial", sources=sources)
     monkeypatch.setattr(build, "PARALLEL_ABOVE", 2)
     assert build._workers(len(records)) > 1 or (os.cpu_count() or 1) == 1
-    build_site(records, tmp_path / "parallel")
+    build_site(records, tmp_path / "parallel", sources=sources)
     for sub in ("entries", "records"):
         serial = sorted((tmp_path / "serial" / sub).rglob("*.*"))
         assert len(serial) == len(records)
         for path in serial:
             twin = tmp_path / "parallel" / path.relative_to(tmp_path / "serial")
             assert twin.read_bytes() == path.read_bytes()
+    build_site(records, tmp_path / "plain")  # no stored bytes at hand: each copy is the record serialized again
+    for r in records:
+        assert Record.from_json((tmp_path / "plain" / "records" / r.track.name / f"{r.entry_id}.json").read_text()) == r
 
 
 def test_build_skips_corrupt_records_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

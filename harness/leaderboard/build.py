@@ -23,7 +23,7 @@ import os
 import shutil
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -38,7 +38,7 @@ from harness.leaderboard.charts import loss_curve_svg, track_charts
 from harness.leaderboard.columns import Column, TrackTable, build_table, format_value, human, version_label
 from harness.leaderboard.downloads import write_downloads
 from harness.leaderboard.uncertainty import contamination_html, replicates_html
-from harness.records import Record, ResultsStore, StoreProblem
+from harness.records import Record, ResultsStore, StoreProblem, paused_gc
 from harness.resources import resource_dir
 
 if TYPE_CHECKING:
@@ -78,22 +78,34 @@ def _template(name: str) -> Template:
 
 def build_from_store(url: str, out: Path, *, title: str = "harness leaderboard", progress: bool = False) -> SiteSummary:
     """Load every record of the store at `url` (skipping invalid files, reported) and build the site."""
-    records, problems = ResultsStore(url).list()
+    records, problems, sources = ResultsStore(url).load()
     if not records:
         detail = f" ({len(problems)} files skipped: {problems[0].message})" if problems else ""
         raise UsageError(f"no valid records in results store {url}{detail}; add records with `harness submit`.")
     from harness.leaderboard.experiments import read_summaries
 
-    summary = build_site(records, out, title=title, progress=progress, experiments=read_summaries(url))
+    experiments = read_summaries(url)
+    summary = build_site(records, out, title=title, progress=progress, experiments=experiments, sources=sources)
     return SiteSummary(summary.out, summary.entries, summary.index_bytes, problems)
 
 
 def build_site(
     records: list[Record], out: Path, *, title: str = "harness leaderboard", progress: bool = False,
-    experiments: list[dict[str, Any]] | None = None,
+    experiments: list[dict[str, Any]] | None = None, sources: Mapping[str, bytes] | None = None,
 ) -> SiteSummary:  # fmt: skip
-    """Write the static site for `records` into `out` (replacing an earlier build there)."""
-    out = Path(out)
+    """Write the static site for `records` into `out` (replacing an earlier build there).
+
+    `sources`: each record's stored bytes by entry id (`ResultsStore.load`); the site's copy of a record is then
+    the stored file byte for byte, else the record serialized again.
+    """
+    with paused_gc():
+        return _build_site(records, Path(out), title, progress, experiments or [], sources or {})
+
+
+def _build_site(
+    records: list[Record], out: Path, title: str, progress: bool, experiments: list[dict[str, Any]],
+    sources: Mapping[str, bytes],
+) -> SiteSummary:  # fmt: skip
     _check_out(out)
     by_track: dict[str, list[Record]] = defaultdict(list)
     for record in records:
@@ -108,7 +120,7 @@ def build_site(
     tmp = out.parent / f".{out.name}.build-{owner_tag()}"
     tmp.mkdir(parents=True)
     try:
-        _write_site(tables, tmp, title, progress, experiments or [])
+        _write_site(tables, tmp, title, progress, experiments, sources)
         index_bytes = (tmp / "index.html").stat().st_size
         _swap(tmp, out)
     except BaseException:
@@ -133,8 +145,9 @@ def _swap(tmp: Path, out: Path) -> None:
 
 
 def _write_site(
-    tables: list[TrackTable], root: Path, title: str, progress: bool, experiments: list[dict[str, Any]]
-) -> None:
+    tables: list[TrackTable], root: Path, title: str, progress: bool, experiments: list[dict[str, Any]],
+    sources: Mapping[str, bytes],
+) -> None:  # fmt: skip
     from rich.progress import Progress
 
     generated = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -157,7 +170,7 @@ def _write_site(
                 write_downloads(table, root / "downloads" / table.track, generated)
                 bar.advance(chart_task)
 
-        _write_entries(records, root, title, lambda n: bar.advance(task, n), meanwhile=charts_and_downloads)
+        _write_entries(records, sources, root, title, lambda n: bar.advance(task, n), meanwhile=charts_and_downloads)
     _write_data_js(tables, root / "assets" / "data.js")
     sections = "\n".join(_track_section(t, charts[t.track]) for t in tables)
     nav = " · ".join(f'<a href="#track-{e(t.track)}">{e(t.track)} ({len(t.rows)})</a>' for t in tables)
@@ -260,8 +273,8 @@ def _num(v: float | None, fmt: str = ".4f") -> str:
     return "–" if v is None else format(v, fmt)
 
 
-#: What forked workers read (inherited copy-on-write, so records are never pickled): records, root, title.
-_FORK_STATE: tuple[list[Record], Path, str] | None = None
+#: What forked workers read (inherited copy-on-write, so records are never pickled): records, sources, root, title.
+_FORK_STATE: tuple[list[Record], Mapping[str, bytes], Path, str] | None = None
 
 
 def _workers(n: int) -> int:
@@ -272,22 +285,23 @@ def _workers(n: int) -> int:
 
 
 def _write_chunk(span: tuple[int, int]) -> int:
-    records, root, title = _FORK_STATE  # type: ignore[misc]
+    records, sources, root, title = _FORK_STATE  # type: ignore[misc]
     for record in records[span[0] : span[1]]:
-        _write_entry(record, root, title)
+        _write_entry(record, sources.get(record.entry_id), root, title)
     return span[1] - span[0]
 
 
 def _write_entries(
-    records: list[Record], root: Path, title: str, advance: Callable[[int], None], meanwhile: Callable[[], None]
-) -> None:
+    records: list[Record], sources: Mapping[str, bytes], root: Path, title: str, advance: Callable[[int], None],
+    meanwhile: Callable[[], None],
+) -> None:  # fmt: skip
     """Every entry page and record copy; in forked worker processes for large builds (it is most of the work),
     while this process runs `meanwhile` (the charts and downloads) instead of waiting; else one after the other."""
     global _FORK_STATE
     workers = _workers(len(records))
     if workers == 1:
         for record in records:
-            _write_entry(record, root, title)
+            _write_entry(record, sources.get(record.entry_id), root, title)
             advance(1)
         meanwhile()
         return
@@ -296,7 +310,7 @@ def _write_entries(
 
     chunk = max(50, len(records) // (workers * 8))
     spans = [(i, min(i + chunk, len(records))) for i in range(0, len(records), chunk)]
-    _FORK_STATE = (records, root, title)
+    _FORK_STATE = (records, sources, root, title)
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             done = pool.map(_write_chunk, spans)  # forks the workers now; this process draws meanwhile
@@ -307,10 +321,13 @@ def _write_entries(
         _FORK_STATE = None
 
 
-def _write_entry(record: Record, root: Path, title: str) -> None:
+def _write_entry(record: Record, source: bytes | None, root: Path, title: str) -> None:
     track = record.track.name
     rec_path = root / "records" / track / f"{record.entry_id}.json"
-    rec_path.write_text(record.to_json(compact=True), encoding="utf-8")
+    if source is not None:  # as stored; serializing 600 curve numbers again was half the time of an entry
+        rec_path.write_bytes(source)
+    else:
+        rec_path.write_text(record.to_json(compact=True), encoding="utf-8")
     sub = record.submission
     link = f'<a href="{e(sub.link)}" rel="nofollow noopener">{e(sub.link)}</a>' if sub.link else ""
     page = _template("entry.html").substitute(
@@ -380,13 +397,19 @@ def _shipped_track(name: str) -> tuple[Track, str] | None:
 
 def _track_html(record: Record) -> str:
     ref = record.track
-    rows: list[tuple[str, Any]] = [("track", ref.name), ("version", ref.version), ("track sha256", ref.sha256)]
-    shipped = _shipped_track(ref.name)
+    return _track_block(ref.name, ref.version, ref.sha256)
+
+
+@cache
+def _track_block(name: str, version: int, sha256_of_record: str) -> str:
+    """The track section of an entry page: the same for every entry of a track version (rendered once)."""
+    rows: list[tuple[str, Any]] = [("track", name), ("version", version), ("track sha256", sha256_of_record)]
+    shipped = _shipped_track(name)
     if shipped is None:
         return _pairs(rows) + '<p class="muted">This track is not shipped with this harness; recipe unknown.</p>'
     track, sha256 = shipped
     note = ""
-    if sha256 != ref.sha256:
+    if sha256 != sha256_of_record:
         note = (
             f'<p class="warn">The shipped track (version {e(track.version)}, sha256 {e(sha256[:12])}…) '
             "differs from the one this entry ran on; the recipe below is the shipped one.</p>"
