@@ -204,3 +204,18 @@ def test_track_charts_are_valid_svg_with_round_ticks(site: Path) -> None:
     assert nice_ticks(0.08, 0.72) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
     assert nice_ticks(4e5, 3e7, log=True) == [5e5, 1e6, 2e6, 5e6, 1e7, 2e7]
     assert nice_ticks(1.0, 1.0) == [1.0]
+
+
+def test_entry_page_warns_when_the_shipped_track_differs(tmp_path: Path) -> None:
+    import dataclasses
+
+    from harness.tracks import get_track
+
+    same = synthetic_record("debug", 1)
+    same = dataclasses.replace(same, track=dataclasses.replace(same.track, sha256=get_track("debug").sha256))
+    other = synthetic_record("debug", 2)
+    other = dataclasses.replace(other, track=dataclasses.replace(other.track, sha256="0" * 64))
+    build_site([same, other], tmp_path / "site")
+    warning = "differs from the one this entry ran on"
+    assert warning not in (tmp_path / "site" / "entries" / f"{same.entry_id}.html").read_text()
+    assert warning in (tmp_path / "site" / "entries" / f"{other.entry_id}.html").read_text()
