@@ -98,7 +98,7 @@ def test_shipped_experiments_load_and_span_their_designs() -> None:
     assert len(keys) == 1 + 2 + 4 and len(set(keys)) == len(keys)  # axes design, one seed
     assert "size0.25-duplication0-seed124" in keys and "size0.25-duplication0.5-seed124" not in keys
     caf = load_experiment(EXPERIMENTS / "compute-aware-filtering.toml")
-    assert len(caf.cells()) == 3 * 5
+    assert len(caf.cells()) == 4 * 5
     assert {c.track for c in caf.cells()} == {"nano-0.25x", "nano-0.5x", "nano-0.75x", "nano", "nano-2x"}
     for name in ("debug-quality-vs-quantity", "debug-compute-aware-filtering"):
         assert load_experiment(EXPERIMENTS / f"{name}.toml").track.startswith("debug")
