@@ -14,7 +14,9 @@ Two laws predict a model's held-out loss from the tokens it saw (n) and the subs
   less, D' = U + U R* (1 - exp(-R / R*)) with U distinct tokens and R = n / U - 1 repetitions, and at a fixed
   model size loss = E + B_g / D'^beta with one B_g per subset (its quality) and E, beta, R* shared.
 
-Fits use scipy's least squares in transformed parameters (logs keep a, |b|, tau, B, beta, R* positive) from
+Fits use scipy's least squares in transformed parameters (logs keep every parameter but b positive, and b
+negative: an irreducible loss d or E below zero is no loss a model can reach, and unconstrained fits on few
+points went there, to d = -1.3 and E = -1109 nats on the sandbox's compute-aware sweep) from
 several starts; the uncertainty is the standard error from the Jacobian at the optimum (residual variance times
 (J^T J)^-1, mapped back by the delta method). A fit needs more points than parameters and at least two budgets
 per subset, else it is refused.
@@ -114,10 +116,10 @@ def utility_decay_law(groups: Groups) -> Law:
     names = ("a", "d", *(f"b[{b}]" for b in groups.buckets), *(f"tau[{b}]" for b in groups.buckets))
 
     def natural(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([[math.exp(x[0]), x[1]], -np.exp(x[2 : 2 + nb]), np.exp(x[2 + nb :])])
+        return np.concatenate([[math.exp(x[0]), math.exp(x[1])], -np.exp(x[2 : 2 + nb]), np.exp(x[2 + nb :])])
 
     def derivative(x: np.ndarray) -> np.ndarray:
-        return np.abs(np.concatenate([[math.exp(x[0]), 1.0], np.exp(x[2 : 2 + nb]), np.exp(x[2 + nb :])]))
+        return np.abs(np.concatenate([[math.exp(x[0]), math.exp(x[1])], np.exp(x[2 : 2 + nb]), np.exp(x[2 + nb :])]))
 
     def predict(p: np.ndarray, points: Sequence[Point]) -> np.ndarray:
         a, d, b, tau = p[0], p[1], p[2 : 2 + nb], p[2 + nb :]
@@ -133,7 +135,7 @@ def utility_decay_law(groups: Groups) -> Law:
             d0 = d_frac * losses.min()
             reducible = max(losses.max() - d0, 1e-3)
             a0 = reducible ** (-1 / b0) / n_min  # (a n_min)^(-b0) = reducible at the smallest budget
-            out.append(np.array([math.log(a0), d0, *([math.log(b0)] * nb), *([math.log(tau0)] * nb)]))
+            out.append(np.array([math.log(a0), math.log(d0), *([math.log(b0)] * nb), *([math.log(tau0)] * nb)]))
         return out
 
     return Law("utility-decay (Goyal et al. 2024)", names, natural, derivative, predict, starts)
@@ -145,10 +147,10 @@ def effective_data_law(groups: Groups) -> Law:
     names = ("E", "beta", "R*", *(f"B[{g}]" for g in groups.names))
 
     def natural(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([[x[0], math.exp(x[1]), math.exp(x[2])], np.exp(x[3:])])
+        return np.concatenate([[math.exp(x[0]), math.exp(x[1]), math.exp(x[2])], np.exp(x[3:])])
 
     def derivative(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([[1.0, math.exp(x[1]), math.exp(x[2])], np.exp(x[3:])])
+        return np.exp(x)
 
     def predict(p: np.ndarray, points: Sequence[Point]) -> np.ndarray:
         e, beta, r_star, big_b = p[0], p[1], p[2], p[3:]
@@ -166,7 +168,7 @@ def effective_data_law(groups: Groups) -> Law:
         for e_frac, beta0, r0 in itertools.product((0.5, 0.9), (0.2, 0.6), (2.0, 15.0)):
             e0 = e_frac * losses.min()
             b0 = max(float(np.median(losses)) - e0, 1e-3) * d_typ**beta0
-            out.append(np.array([e0, math.log(beta0), math.log(r0), *([math.log(b0)] * ng)]))
+            out.append(np.array([math.log(e0), math.log(beta0), math.log(r0), *([math.log(b0)] * ng)]))
         return out
 
     return Law("effective-data (Muennighoff et al. 2023)", names, natural, derivative, predict, starts)

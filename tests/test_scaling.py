@@ -54,6 +54,22 @@ def test_fit_recovers_known_parameters_and_predicts_held_out_points(make, groups
     assert np.all(np.isfinite(result.stderr)) and result.to_dict()["parameters"]["a" if "a" in law.params else "E"]
 
 
+@pytest.mark.parametrize(
+    ("make", "groups", "floor"),
+    [(utility_decay_law, Groups.nested(NAMES, UNIQUE), "d"), (effective_data_law, Groups.separate(NAMES), "E")],
+)
+def test_irreducible_loss_is_never_negative(make, groups, floor: str) -> None:
+    """Losses falling straight in log tokens (no floor in sight) pulled unconstrained fits below zero."""
+    law = make(groups)
+    points = [
+        Point(g, n, u, 3.0 - 0.25 * np.log(n / BUDGETS[0]) - 0.1 * i, f"{g}@{n:g}")
+        for i, (g, u) in enumerate(zip(NAMES, UNIQUE, strict=True))
+        for n in BUDGETS
+    ]
+    result = fit(law, points)
+    assert result.values[law.params.index(floor)] >= 0
+
+
 def test_noisy_curves_give_uncertainties_that_cover_the_truth() -> None:
     law = effective_data_law(Groups.separate(NAMES))
     result = fit(law, _curves(law, MUENNIGHOFF, noise=0.002))
