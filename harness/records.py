@@ -512,14 +512,15 @@ class ResultsStore:
         """As `list`, plus each valid record's stored bytes by entry id (the leaderboard copies them as stored)."""
         paths = self._files(track)
         with paused_gc():
-            blobs = self.fs.cat(paths, on_error="return") if paths else {}
-            items = [(path, path if self._local else self.fs.unstrip_protocol(path), blobs.get(path)) for path in paths]
+            if self._local and _parse_workers(len(paths)) > 1:  # each worker reads its own files
+                items = [(path, path, _UNREAD) for path in paths]
+            else:  # one concurrent fetch (object stores), or small stores
+                blobs = self.fs.cat(paths, on_error="return") if paths else {}
+                items = [(p, p if self._local else self.fs.unstrip_protocol(p), blobs.get(p)) for p in paths]
             results = _parse_items(items, self.root)
-            records = [r for r in results if isinstance(r, Record)]
-            sources = {
-                r.entry_id: blob for r, (_, _, blob) in zip(results, items, strict=True) if isinstance(r, Record)
-            }
-        return records, [r for r in results if isinstance(r, StoreProblem)], sources
+            records = [r for r, _ in results if isinstance(r, Record)]
+            sources = {r.entry_id: blob for r, blob in results if isinstance(r, Record) and blob is not None}
+        return records, [r for r, _ in results if isinstance(r, StoreProblem)], sources
 
     def list(self, track: str | None = None) -> tuple[list[Record], list[StoreProblem]]:
         """Every valid record (of `track`, or all), and the files skipped with the reason."""
@@ -540,17 +541,29 @@ def _path_in(root: str, entry: str) -> str:
     return f"{root}/{entry.rsplit('-', 1)[0]}/{entry}.json"
 
 
-def _parse_one(path: str, shown: str, blob: Any, root: str) -> Record | StoreProblem:
+#: In place of a local file's bytes: the worker that parses the file reads it (in parallel, not all in the parent).
+_UNREAD = object()
+_Parsed = tuple["Record | StoreProblem", bytes | None]
+
+
+def _parse_one(path: str, shown: str, blob: Any, root: str) -> _Parsed:
+    """The record in `blob` (or the problem), with its bytes."""
+    if blob is _UNREAD:
+        try:
+            with open(path, "rb") as fh:
+                blob = fh.read()
+        except OSError as exc:
+            blob = exc
     if isinstance(blob, BaseException) or blob is None:
-        return StoreProblem(shown, f"cannot read: {blob}")
+        return StoreProblem(shown, f"cannot read: {blob}"), None
     try:
         record = Record.from_json(blob, shown)
     except RecordError as exc:
-        return StoreProblem(shown, str(exc))
+        return StoreProblem(shown, str(exc)), None
     if _path_in(root, record.entry_id) != path:
         where = f"{record.entry_id}.json in folder {record.track.name}/"
-        return StoreProblem(shown, f"holds entry {record.entry_id!r}; expected at {where}")
-    return record
+        return StoreProblem(shown, f"holds entry {record.entry_id!r}; expected at {where}"), None
+    return record, blob
 
 
 #: Stores with at least this many files are parsed in forked worker processes (validation is the slow part).
@@ -558,15 +571,22 @@ PARALLEL_PARSE_ABOVE = 2000
 _PARSE_STATE: tuple[list[tuple[str, str, Any]], str] | None = None
 
 
-def _parse_span(span: tuple[int, int]) -> list[Record | StoreProblem]:
+def _parse_span(span: tuple[int, int]) -> list[_Parsed]:
     items, root = _PARSE_STATE  # type: ignore[misc]  # inherited from the parent by fork, never pickled
     return [_parse_one(*item, root) for item in items[span[0] : span[1]]]
 
 
-def _parse_items(items: list[tuple[str, str, Any]], root: str) -> list[Record | StoreProblem]:
+def _parse_workers(n: int) -> int:
+    """Processes to parse `n` files: one per CPU (at most 8) for large stores where fork is available, else one."""
+    if n < PARALLEL_PARSE_ABOVE or sys.platform != "linux":
+        return 1
+    return min(8, os.cpu_count() or 1)
+
+
+def _parse_items(items: list[tuple[str, str, Any]], root: str) -> list[_Parsed]:
     global _PARSE_STATE
-    workers = min(8, os.cpu_count() or 1)
-    if len(items) < PARALLEL_PARSE_ABOVE or workers == 1 or sys.platform != "linux":
+    workers = _parse_workers(len(items))
+    if workers == 1:
         return [_parse_one(*item, root) for item in items]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

@@ -169,10 +169,13 @@ def test_corrupt_files_are_reported_by_name_and_skipped(
     (folder / "debug-cccccccccccc.json").write_text(json.dumps(future))
     misplaced = synthetic_record("debug", 2)
     (folder / "debug-dddddddddddd.json").write_text(misplaced.to_json())
+    (folder / "debug-eeeeeeeeeeee.json").mkdir()  # matches the pattern, cannot be read
     records, problems = store.list()
     assert records == [good]
     by_name = {Path(p.path).name: p.message for p in problems}
-    assert set(by_name) == {f"debug-{c * 12}.json" for c in "abcd"}
+    assert set(by_name) == {f"debug-{c * 12}.json" for c in "abcde"}
+    assert "cannot read" in by_name["debug-eeeeeeeeeeee.json"]
+    assert store.load()[2] == {good.entry_id: (folder / f"{good.entry_id}.json").read_bytes()}  # the stored bytes
     assert "not valid JSON" in by_name["debug-aaaaaaaaaaaa.json"]
     assert "schema_version 99 is not supported" in by_name["debug-cccccccccccc.json"]
     assert misplaced.entry_id in by_name["debug-dddddddddddd.json"]
