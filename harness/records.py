@@ -457,6 +457,15 @@ class StoreProblem:
     message: str
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A record's bytes as they were read from a store, and the local file they were read from (None for object
+    stores). The file may have been replaced since; compare before trusting it to hold `data`."""
+
+    data: bytes
+    path: str | None
+
+
 @dataclass
 class ResultsStore:
     """Records on any fsspec URL: `<url>/<track>/<entry_id>.json`."""
@@ -508,8 +517,9 @@ class ResultsStore:
         # Temporary files start with a dot; glob's '*' does not match them on every filesystem, so be explicit.
         return sorted(p for p in paths if not p.rsplit("/", 1)[-1].startswith("."))
 
-    def load(self, track: str | None = None) -> tuple[list[Record], list[StoreProblem], dict[str, bytes]]:
-        """As `list`, plus each valid record's stored bytes by entry id (the leaderboard copies them as stored)."""
+    def load(self, track: str | None = None) -> tuple[list[Record], list[StoreProblem], dict[str, Stored]]:
+        """As `list`, plus each valid record's stored bytes (and local file) by entry id: the leaderboard's copies
+        of the records are these bytes, not the records serialized again."""
         paths = self._files(track)
         with paused_gc():
             if self._local and _parse_workers(len(paths)) > 1:  # each worker reads its own files
@@ -519,7 +529,12 @@ class ResultsStore:
                 items = [(p, p if self._local else self.fs.unstrip_protocol(p), blobs.get(p)) for p in paths]
             results = _parse_items(items, self.root)
             records = [r for r, _ in results if isinstance(r, Record)]
-            sources = {r.entry_id: blob for r, blob in results if isinstance(r, Record) and blob is not None}
+            local = self._local
+            sources = {
+                r.entry_id: Stored(blob, self.path_of(r.entry_id) if local else None)
+                for r, blob in results
+                if isinstance(r, Record) and blob is not None
+            }
         return records, [r for r, _ in results if isinstance(r, StoreProblem)], sources
 
     def list(self, track: str | None = None) -> tuple[list[Record], list[StoreProblem]]:

@@ -131,6 +131,7 @@ def test_parallel_build_writes_the_same_pages(tmp_path: Path, monkeypatch: pytes
 
     records, problems, sources = ResultsStore(str(FIXTURES)).load()
     assert not problems and set(sources) == {r.entry_id for r in records}
+    assert all(s.data == Path(s.path).read_bytes() for s in sources.values() if s.path)
     build_site(records, tmp_path / "serial", sources=sources)
     monkeypatch.setattr(build, "PARALLEL_ABOVE", 2)
     assert build._workers(len(records)) > 1 or (os.cpu_count() or 1) == 1
@@ -219,3 +220,24 @@ def test_entry_page_warns_when_the_shipped_track_differs(tmp_path: Path) -> None
     warning = "differs from the one this entry ran on"
     assert warning not in (tmp_path / "site" / "entries" / f"{same.entry_id}.html").read_text()
     assert warning in (tmp_path / "site" / "entries" / f"{other.entry_id}.html").read_text()
+
+
+def test_record_copies_link_the_store_and_never_reach_back_into_it(tmp_path: Path) -> None:
+    import dataclasses
+
+    store = ResultsStore(str(tmp_path / "results"))
+    kept, replaced = synthetic_record("debug", 1), synthetic_record("debug", 2)
+    for record in (kept, replaced):
+        store.add(record)
+    records, _, sources = store.load()
+    store.add(dataclasses.replace(replaced, submission=dataclasses.replace(replaced.submission, name="re-run")))
+    build_site(records, tmp_path / "site", sources=sources)
+
+    def copy(r: Record) -> Path:
+        return tmp_path / "site" / "records" / "debug" / f"{r.entry_id}.json"
+
+    assert copy(kept).stat().st_ino == Path(store.path_of(kept.entry_id)).stat().st_ino  # linked, not copied
+    assert copy(replaced).read_bytes() == sources[replaced.entry_id].data  # what the page shows, not the re-run
+    assert copy(replaced).stat().st_ino != Path(store.path_of(replaced.entry_id)).stat().st_ino
+    build_site(records, tmp_path / "site", sources=sources)  # a rebuild removes the old site, links and all
+    assert store.get(kept.entry_id) == kept and store.get(replaced.entry_id).submission.name == "re-run"

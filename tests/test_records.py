@@ -22,6 +22,7 @@ from harness.records import (
     Record,
     RecordError,
     ResultsStore,
+    Stored,
     downsample_curve,
     entry_id,
 )
@@ -175,7 +176,8 @@ def test_corrupt_files_are_reported_by_name_and_skipped(
     by_name = {Path(p.path).name: p.message for p in problems}
     assert set(by_name) == {f"debug-{c * 12}.json" for c in "abcde"}
     assert "cannot read" in by_name["debug-eeeeeeeeeeee.json"]
-    assert store.load()[2] == {good.entry_id: (folder / f"{good.entry_id}.json").read_bytes()}  # the stored bytes
+    stored = folder / f"{good.entry_id}.json"
+    assert store.load()[2] == {good.entry_id: Stored(stored.read_bytes(), str(stored))}  # the bytes as stored
     assert "not valid JSON" in by_name["debug-aaaaaaaaaaaa.json"]
     assert "schema_version 99 is not supported" in by_name["debug-cccccccccccc.json"]
     assert misplaced.entry_id in by_name["debug-dddddddddddd.json"]
