@@ -11,8 +11,10 @@ Two laws predict a model's held-out loss from the tokens it saw (n) and the subs
   utility b_k = sum_i w_i b_i 2^(-k/tau_i), w_i the bucket's share of the subset's tokens. `a` and the irreducible
   loss `d` are shared by all buckets, as in the paper; we apply the decay to the reducible term only.
 - Effective data (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models"): repeated tokens are worth
-  less, D' = U + U R* (1 - exp(-R / R*)) with U distinct tokens and R = n / U - 1 repetitions, and at a fixed
-  model size loss = E + B_g / D'^beta with one B_g per subset (its quality) and E, beta, R* shared.
+  less, D' = U + U R* (1 - exp(-R / R*)) with U the distinct tokens seen (min(n, the subset's distinct tokens):
+  a model that saw part of a big subset once saw n distinct tokens, not the subset's) and R = n / U - 1
+  repetitions, and at a fixed model size loss = E + B_g / D'^beta with one B_g per subset (its quality) and E,
+  beta, R* shared.
 
 Fits use scipy's least squares in transformed parameters (logs keep every parameter but b positive, and b
 negative: an irreducible loss d or E below zero is no loss a model can reach, and unconstrained fits on few
@@ -156,8 +158,9 @@ def effective_data_law(groups: Groups) -> Law:
         e, beta, r_star, big_b = p[0], p[1], p[2], p[3:]
         out = []
         for q in points:
-            r = max(q.tokens / q.unique - 1.0, 0.0)
-            d_eff = q.unique + q.unique * r_star * (1.0 - math.exp(-r / r_star))
+            seen = min(q.unique, q.tokens)  # U_D: distinct tokens actually seen (all of them only after one pass)
+            r = max(q.tokens / seen - 1.0, 0.0)
+            d_eff = seen + seen * r_star * (1.0 - math.exp(-r / r_star))
             out.append(e + big_b[groups.index(q.group)] * d_eff ** (-beta))
         return np.array(out)
 
@@ -274,6 +277,10 @@ def fit(law: Law, train: Sequence[Point], held_out: Sequence[Point] = ()) -> Fit
     free_se = np.sqrt(np.clip(np.diag(cov), 0, None))
     values = law.natural(best.x)
     stderr = law.derivative(best.x) * free_se
+    # A parameter the fitted points do not move (a half-life of a bucket never repeated, a floor pushed to its
+    # bound of 0) has no standard error: the pseudo-inverse would report 0, as if it were known exactly.
+    moves = np.linalg.norm(best.jac, axis=0)
+    stderr = np.where(moves > 1e-9 * max(float(moves.max()), 1e-300), stderr, np.nan)
 
     def predict(points: Sequence[Point]) -> np.ndarray:
         return law.predict(values, points)

@@ -123,3 +123,27 @@ def test_advice_ranks_filters_and_finds_where_the_less_aggressive_one_wins(tmp_p
     assert before[0] < before[1] and after[0] > after[1]
     files = plot_frontier(result, unique, large, points, str(tmp_path / "frontier"))
     assert all((tmp_path / f"frontier.{ext}").stat().st_size > 1000 for ext in ("png", "svg")) and len(files) == 2
+
+
+def test_effective_data_counts_only_the_distinct_tokens_seen() -> None:
+    """Below one pass a model has seen n distinct tokens, not the subset's U: D' = n, not U (which would make the
+    loss flat in the budget for any subset bigger than it)."""
+    law = effective_data_law(Groups.separate(["all"]))
+    e, beta, r_star, big_b = 1.0, 0.5, 5.0, 100.0
+    small, large, repeated = law.predict(
+        np.array([e, beta, r_star, big_b]), [Point("all", n, u, 1.0) for n, u in ((1e4, 1e6), (4e4, 1e6), (4e4, 1e4))]
+    )
+    assert small == pytest.approx(e + big_b * 1e4**-beta) and large == pytest.approx(e + big_b * 4e4**-beta)
+    d_eff = 1e4 + 1e4 * r_star * (1 - np.exp(-3 / r_star))  # 4 passes over 1e4: 3 repetitions
+    assert repeated == pytest.approx(e + big_b * d_eff**-beta)
+
+
+def test_parameters_no_point_depends_on_have_no_standard_error() -> None:
+    """Subsets never repeated leave their half-lives undetermined: reported as such, never as ± 0."""
+    groups = Groups.nested(NAMES, UNIQUE)
+    law = utility_decay_law(groups)
+    points = [q for q in _curves(law, GOYAL, noise=0.002) if q.tokens <= q.unique or q.group == NAMES[0]]
+    result = fit(law, points)
+    se = dict(zip(law.params, result.stderr, strict=True))
+    assert np.isnan(se[f"tau[{groups.buckets[2]}]"]) and np.isfinite(se[f"tau[{groups.buckets[0]}]"])
+    assert result.to_dict()["parameters"][f"tau[{groups.buckets[2]}]"]["stderr"] is None

@@ -74,6 +74,9 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _print_fit(console: Any, result: Any) -> None:
+    import math
+
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{result.law}: {result.n_train} points, train RMSE {result.train_rmse:.4f}")
@@ -81,8 +84,11 @@ def _print_fit(console: Any, result: Any) -> None:
     table.add_column("value", justify="right")
     table.add_column("± stderr", justify="right")
     for name, value, se in zip(result.names, result.values, result.stderr, strict=True):
-        table.add_row(name, f"{value:.5g}", f"{se:.2g}")
+        table.add_row(escape(name), f"{value:.5g}", f"{se:.2g}" if math.isfinite(se) else "not determined")
     console.print(table)
+    if not all(math.isfinite(se) for se in result.stderr):
+        console.print("  not determined: no fitted point depends on it (a bucket never repeated) or it sits at its "
+                      "bound (a floor of 0)")  # fmt: skip
     for h in result.held_out:
         console.print(f"  held out {h['point']}: measured {h['loss']:.4f}, predicted {h['predicted']:.4f} "
                       f"(error {h['error']:+.4f})")  # fmt: skip
