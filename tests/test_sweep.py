@@ -183,7 +183,7 @@ def test_scaling_fit_and_advise_on_a_store_of_records(sweep: Path) -> None:
     text = " ".join(out.split())
     assert code == 0, out
     assert "15 points on track debug (version 1); 12 fitted, 3 held out (scale 4x)" in text
-    assert "b[top]" in text and "tau[all]" in text  # parameter names are text, never rich markup
+    assert "b[top [" in text and "tau[all [" in text  # parameter names are text, never rich markup
     fitted = json.loads((sweep / "fit" / "fit.json").read_text())["fits"]["utility-decay"]
     assert fitted["held_out_max_relative_error"] < 1e-3 and len(fitted["parameters"]) == 8
     code, out = _run("scaling", "advise", "--results", "synthetic", "--track", "debug", "--budget", "1e5",
