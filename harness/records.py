@@ -433,8 +433,9 @@ def _typed_mappings(data: dict[str, Any], source: str) -> dict[str, Any]:
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector around bulk work on records. Loading 10,000 records allocates millions
-    of objects that all stay alive, and each collection walks them again: 28% of a serial load, 3/4 of unpickling, measured.
-    Records hold no reference cycles; anything cyclic made meanwhile is collected once the pause ends."""
+    of objects that all stay alive, and each collection walks them again: 28% of a serial load and 3/4 of
+    unpickling, measured. Records hold no reference cycles; anything cyclic made meanwhile is collected once the
+    pause ends."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
