@@ -54,7 +54,7 @@ def browser_timings(index: Path) -> dict[str, float]:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
         page = browser.new_page()
         t0 = time.perf_counter()
-        page.goto(index.as_uri(), wait_until="load")
+        page.goto(index.resolve().as_uri(), wait_until="load")
         loaded = time.perf_counter() - t0
         section = page.locator("#track-debug")
         times = {"load_s": loaded}
@@ -99,7 +99,7 @@ def main() -> None:
     from harness.leaderboard.build import build_site
     from harness.records import ResultsStore
 
-    tmp = Path(tempfile.mkdtemp(prefix=".lb-bench-", dir=args.dir))
+    tmp = Path(tempfile.mkdtemp(prefix=".lb-bench-", dir=args.dir)).resolve()
     try:
         url = make_store(tmp, args.records)
         t0, c0 = time.perf_counter(), cpu_seconds()
