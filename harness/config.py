@@ -106,7 +106,9 @@ def _to_float(value: Any, source: str, prefix: str, name: str | int) -> float:
 
 
 def _to_int(value: Any, source: str, prefix: str, name: str | int) -> int:
-    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
+    if type(value) is int:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{source}: {_key(prefix, name)!r} must be an integer, got {value!r}")
     return value
 

@@ -91,8 +91,7 @@ class Law:
 
     name: str
     params: tuple[str, ...]
-    natural: Callable[[np.ndarray], np.ndarray]  # free -> natural parameters
-    derivative: Callable[[np.ndarray], np.ndarray]  # d natural / d free, elementwise
+    natural: Callable[[np.ndarray], np.ndarray]  # free -> natural parameters: ±exp(free), so |d natural / d free| = exp
     predict: Callable[[np.ndarray, Sequence[Point]], np.ndarray]  # natural params, points -> losses
     starts: Callable[[Sequence[Point]], list[np.ndarray]]  # free-parameter starting points
 
@@ -117,11 +116,11 @@ def utility_decay_law(groups: Groups) -> Law:
     nb = len(groups.buckets)
     names = ("a", "d", *(f"b[{b}]" for b in groups.buckets), *(f"tau[{b}]" for b in groups.buckets))
 
-    def natural(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([[math.exp(x[0]), math.exp(x[1])], -np.exp(x[2 : 2 + nb]), np.exp(x[2 + nb :])])
+    sign = np.ones(len(names))
+    sign[2 : 2 + nb] = -1  # every parameter is exp(free), the utilities b negated
 
-    def derivative(x: np.ndarray) -> np.ndarray:
-        return np.abs(np.concatenate([[math.exp(x[0]), math.exp(x[1])], np.exp(x[2 : 2 + nb]), np.exp(x[2 + nb :])]))
+    def natural(x: np.ndarray) -> np.ndarray:
+        return sign * np.exp(x)
 
     def predict(p: np.ndarray, points: Sequence[Point]) -> np.ndarray:
         a, d, b, tau = p[0], p[1], p[2 : 2 + nb], p[2 + nb :]
@@ -140,7 +139,7 @@ def utility_decay_law(groups: Groups) -> Law:
             out.append(np.array([math.log(a0), math.log(d0), *([math.log(b0)] * nb), *([math.log(tau0)] * nb)]))
         return out
 
-    return Law("utility-decay (Goyal et al. 2024)", names, natural, derivative, predict, starts)
+    return Law("utility-decay (Goyal et al. 2024)", names, natural, predict, starts)
 
 
 def effective_data_law(groups: Groups) -> Law:
@@ -149,9 +148,6 @@ def effective_data_law(groups: Groups) -> Law:
     names = ("E", "beta", "R*", *(f"B[{g}]" for g in groups.names))
 
     def natural(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([[math.exp(x[0]), math.exp(x[1]), math.exp(x[2])], np.exp(x[3:])])
-
-    def derivative(x: np.ndarray) -> np.ndarray:
         return np.exp(x)
 
     def predict(p: np.ndarray, points: Sequence[Point]) -> np.ndarray:
@@ -174,7 +170,7 @@ def effective_data_law(groups: Groups) -> Law:
             out.append(np.array([math.log(e0), math.log(beta0), math.log(r0), *([math.log(b0)] * ng)]))
         return out
 
-    return Law("effective-data (Muennighoff et al. 2023)", names, natural, derivative, predict, starts)
+    return Law("effective-data (Muennighoff et al. 2023)", names, natural, predict, starts)
 
 
 LAWS: dict[str, Callable[[Groups], Law]] = {"utility-decay": utility_decay_law, "effective-data": effective_data_law}
@@ -276,7 +272,7 @@ def fit(law: Law, train: Sequence[Point], held_out: Sequence[Point] = ()) -> Fit
     cov = np.linalg.pinv(best.jac.T @ best.jac) * s2
     free_se = np.sqrt(np.clip(np.diag(cov), 0, None))
     values = law.natural(best.x)
-    stderr = law.derivative(best.x) * free_se
+    stderr = np.exp(best.x) * free_se  # delta method: |d natural / d free| = exp(free) for every parameter
     # A parameter the fitted points do not move (a half-life of a bucket never repeated, a floor pushed to its
     # bound of 0) has no standard error: the pseudo-inverse would report 0, as if it were known exactly.
     moves = np.linalg.norm(best.jac, axis=0)
