@@ -22,7 +22,7 @@ import tracemalloc
 
 
 def _read(paths: list[str]) -> tuple[int, int]:
-    from harness.decontam import iter_jsonl_documents
+    from harness.submit.decontam import iter_jsonl_documents
 
     docs = nbytes = 0
     for _, text in iter_jsonl_documents(paths):
@@ -33,7 +33,7 @@ def _read(paths: list[str]) -> tuple[int, int]:
 
 def _check(paths: list[str], suite: str, index) -> tuple[object, float, int]:
     """The check timed on its own, then run again under tracemalloc for its peak (tracemalloc slows it down)."""
-    from harness.decontam import iter_jsonl_documents, scan_documents
+    from harness.submit.decontam import iter_jsonl_documents, scan_documents
 
     started = time.process_time()
     report = scan_documents(iter_jsonl_documents(paths), suite, index)
@@ -51,8 +51,8 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=8, help="shards in the large subset (default 8)")
     args = parser.parse_args()
 
-    from harness.decontam import iter_jsonl_documents, track_index
     from harness.pools import ensure_pool
+    from harness.submit.decontam import iter_jsonl_documents, track_index
     from harness.tracks import get_track
 
     pool = ensure_pool("sandbox")

@@ -76,7 +76,7 @@ def phase_parse(subset: Path) -> dict:
 
 def phase_validate(subset: Path, index_dir: Path) -> dict:
     from harness.pools import MembershipIndex, Pool, PoolSpec, ShardSpec
-    from harness.submission import validate_subset
+    from harness.submit.validate import validate_subset
     from harness.tokenizer import load_tokenizer
     from harness.tracks import get_track
 

@@ -52,7 +52,7 @@ def score_files(folder: Path, scorer: str, *, workers: int = 1, tag: str = "", *
 def _score(source: str, out: Path, scorer: str, workers: int, options: dict) -> None:
     from rich.console import Console
 
-    from harness.pipeline import make_progress
+    from harness.display.progress import make_progress
     from harness.scores import make_scorer
     from harness.scores.run import ExecutorOptions, score
 

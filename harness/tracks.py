@@ -6,8 +6,10 @@ hardware, process counts or paths. Derived figures (parameters, steps, FLOPs) ar
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,6 +25,7 @@ from harness.config import (
     shipped_names,
     to_dict,
 )
+from harness.errors import HarnessError, UsageError
 
 #: Tokens per parameter of a "1x" (Chinchilla-optimal) budget, as DCLM defines it.
 CHINCHILLA_TOKENS_PER_PARAM = 20
@@ -169,7 +172,7 @@ class Rules:
     )
     text_edits: bool = doc("Whether a document's text may be a deletion-only edit of the pool text.", default=True)
     contamination: Literal["report", "reject"] = doc(
-        "Subsets quoting evaluation items (harness.decontam): 'report' records them, 'reject' refuses the subset.",
+        "Subsets quoting evaluation items (harness.submit.decontam): 'report' records them, 'reject' refuses the subset.",
         default="report",
     )
 
@@ -275,10 +278,8 @@ def track_names() -> list[str]:
 
 @cache
 def get_track(name: str) -> Track:
-    """The shipped track `name`, or one derived from it (`nano-4x`, `nano-seed125`: harness.trackscale); an
-    unknown name answers with the closest known names."""
-    from harness.trackscale import derive_track
-
+    """The shipped track `name`, or one derived from it (`nano-4x`, `nano-seed125`, see below); an unknown name
+    answers with the closest known names."""
     if name not in track_names() and (derived := derive_track(name)) is not None:
         return derived
     return load_track_file(shipped_file("tracks", "track", name))
@@ -286,3 +287,75 @@ def get_track(name: str) -> Track:
 
 def all_tracks() -> list[Track]:
     return [get_track(n) for n in track_names()]
+
+
+# ------------------------------------------------------------------------------------------- derived tracks
+# DCLM's tracks come in compute multipliers (1B-1x, 1B-5x, 7B-2x): the same model and recipe trained on K times the
+# token budget. `<track>-<K>x` is that track with K x its budget and everything else fixed (shape, recipe, pool,
+# suite, rules); `<track>-seed<S>` is it with the recipe seed (initialisation and data order) set to S. Both can be
+# combined (`nano-4x-seed125`). A derived track has its own name, so its entries, run folders and records are its
+# own, and its hash covers the changed budget or seed. Shipped files win: `1b-5x` is read from tracks/1b-5x.toml.
+
+_SCALED = re.compile(r"^(?P<base>.+)-(?P<k>[0-9]+(?:\.[0-9]+)?)x$")
+_SEEDED = re.compile(r"^(?P<base>.+)-seed(?P<seed>[0-9]+)$")
+
+
+def scale_label(k: float) -> str:
+    """The name suffix of multiplier `k`: 4 -> '4x', 0.5 -> '0.5x'."""
+    return f"{k:g}x"
+
+
+def derived_name(track: str, scale: float = 1.0, seed: int | None = None) -> str:
+    """The name of `track` at `scale` x its budget (and with recipe seed `seed`); `track` itself for 1x and no seed."""
+    if not scale > 0:
+        raise UsageError(f"--scale must be a positive multiplier, got {scale:g}")
+    name = track if scale == 1 else f"{track}-{scale_label(scale)}"
+    return name if seed is None else f"{name}-seed{seed}"
+
+
+def derive_track(name: str) -> Track | None:
+    """The derived track `name` (None when the name has no multiplier or seed suffix)."""
+    if m := _SEEDED.match(name):
+        base = get_track(m["base"])
+        seed = int(m["seed"])  # the official seed leads the replicate seeds (harness.submit.replicates)
+        seeds = (seed, *(s for s in base.recipe.seeds if s != seed))
+        recipe = dataclasses.replace(base.recipe, seed=seed, seeds=seeds)
+        return _replace(base, name, recipe=recipe, note=f"recipe seed {m['seed']}")
+    if m := _SCALED.match(name):
+        base, k = get_track(m["base"]), float(m["k"])
+        if k <= 0:
+            raise UsageError(f"track {name!r}: the multiplier must be positive")
+        budget = base.budget
+        if budget.tokens is not None:
+            budget = dataclasses.replace(budget, tokens=round(budget.tokens * k))
+        else:
+            budget = dataclasses.replace(budget, tokens_per_param=budget.tokens_per_param * k)  # type: ignore[operator]
+        return _replace(base, name, budget=budget, note=f"{scale_label(k)} the token budget")
+    return None
+
+
+def _replace(base: Track, name: str, *, note: str, **changes: object) -> Track:
+    try:
+        return dataclasses.replace(
+            base, name=name, description=f"{base.description} ({note})",
+            notes=f"Derived from track {base.name!r}: {note}, everything else fixed.", **changes,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise UsageError(f"track {name!r} cannot be derived from {base.name!r}: {exc}") from None
+
+
+def scale_of(track: Track) -> tuple[str, float]:
+    """(base track, compute multiplier) of `track`: ('nano', 4.0) for nano-4x, ('1b', 5.0) for the shipped 1b-5x
+    (its budget is 5x 1b's), (name, 1.0) otherwise. A seed suffix does not change the multiplier."""
+    name = track.name
+    if m := _SEEDED.match(name):
+        name = m["base"]
+    m = _SCALED.match(name)
+    if not m:
+        return name, 1.0
+    try:
+        base = get_track(m["base"])
+    except HarnessError:
+        return name, 1.0
+    ratio = track.tokens / base.tokens
+    return (m["base"], round(ratio, 6)) if abs(ratio - float(m["k"])) < 0.01 * float(m["k"]) else (name, 1.0)

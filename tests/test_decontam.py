@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.decontam import (
+from harness.sandbox import generate_sandbox
+from harness.submit.decontam import (
     Item,
     NgramIndex,
     SubsetContaminated,
@@ -20,7 +21,6 @@ from harness.decontam import (
     scan_documents,
     track_index,
 )
-from harness.sandbox import generate_sandbox
 from harness.tracks import get_track
 
 STORY = (

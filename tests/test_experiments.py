@@ -173,8 +173,7 @@ def test_filter_scores_come_from_parquet_keyed_by_pool_id(tmp_path: Path, capsys
 
 
 def test_derived_tracks_multiply_the_budget_and_change_the_seed_only() -> None:
-    from harness.tracks import get_track
-    from harness.trackscale import derived_name, scale_of
+    from harness.tracks import derived_name, get_track, scale_of
 
     nano, big = get_track("nano"), get_track("nano-4x")
     assert big.tokens == 4 * nano.tokens and big.model == nano.model and big.recipe == nano.recipe

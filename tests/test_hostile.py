@@ -21,7 +21,7 @@ import pytest
 import zstandard
 
 from harness.cli import main
-from harness.leftovers import owner_tag
+from harness.io.leftovers import owner_tag
 
 TRACK = "debug"
 
@@ -353,8 +353,9 @@ def test_text_check_fast_path_refuses_exactly_what_the_rules_refuse(multiline: b
 def test_user_text_is_never_markup(capsys) -> None:
     from rich.console import Console
 
+    from harness.display.submit import render_summary
     from harness.leaderboard.sample import synthetic_record
-    from harness.pipeline import SubmitResult, render_summary
+    from harness.submit.pipeline import SubmitResult
 
     record = synthetic_record(TRACK, 1, name="[/] [link=javascript:x]me[/link] [bold")
     render_summary(SubmitResult(record.entry_id, Path("runs/[/]"), record, (), "site[/]"), Console(width=200))
@@ -445,7 +446,7 @@ def test_truncated_training_log_is_repaired(tmp_path: Path) -> None:
 
 def test_reader_output_is_bounded_for_a_bomb() -> None:
     """A zstd bomb (a few kB that decode to 1 GB) costs time, not memory: output comes in bounded pieces."""
-    from harness.reader import _Decoded
+    from harness.io.reader import _Decoded
 
     cobj = zstandard.ZstdCompressor(level=3).compressobj()
     bomb = b"".join(cobj.compress(bytes(1 << 20)) for _ in range(1024)) + cobj.flush()

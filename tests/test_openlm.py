@@ -11,11 +11,18 @@ import torch
 
 from harness.errors import HarnessError, UsageError
 from harness.model import build_model, load_weights
-from harness.openlm import OPEN_LM_SUBDIR, RUN_NAME, map_output, open_lm_args, train_num_samples, train_open_lm
-from harness.openlm_log import read_open_lm_log
 from harness.tracks import get_track
 from harness.train import read_result
 from harness.train.checkpoint import read_params
+from harness.train.openlm.log import read_open_lm_log
+from harness.train.openlm.run import (
+    OPEN_LM_SUBDIR,
+    RUN_NAME,
+    map_output,
+    open_lm_args,
+    train_num_samples,
+    train_open_lm,
+)
 
 # (global batch, lr, warmup, wd, accum, z-loss, tokens, fsdp flags) from reference/dclm-facts.md
 FSDP_412M = ["--fsdp", "--fsdp-amp", "--fsdp-limit-all-gathers"]
@@ -94,17 +101,17 @@ def test_torchrun_accepts_the_command_line(tmp_path: Path) -> None:
     """torchrun prefix-matches every option on its line: open_lm's list goes through a JSON file instead."""
     from torch.distributed.run import get_args_parser
 
-    from harness.openlm_main import read_args
     from harness.train.launch import torchrun_command
+    from harness.train.openlm.main import read_args
 
     args = open_lm_args(
         get_track("debug"), model_json="M.json", manifest="MAN", logs="LOGS", name="NAME", multiple_passes=False,
         dist_backend="gloo",
     )  # fmt: skip
     (tmp_path / "args.json").write_text(json.dumps(args))
-    cmd = torchrun_command(nproc=2, module="harness.openlm_main", args=[str(tmp_path / "args.json")])
+    cmd = torchrun_command(nproc=2, module="harness.train.openlm.main", args=[str(tmp_path / "args.json")])
     parsed = get_args_parser().parse_args(cmd[3:])
-    assert parsed.training_script == "harness.openlm_main" and parsed.training_script_args == [
+    assert parsed.training_script == "harness.train.openlm.main" and parsed.training_script_args == [
         str(tmp_path / "args.json")
     ]
     assert read_args(str(tmp_path / "args.json")) == args and args[-2:] == ["--dist-backend", "gloo"]

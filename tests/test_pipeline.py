@@ -115,7 +115,7 @@ def _wait_for(proc: subprocess.Popen, cwd: Path, pattern: str) -> Path:
 
 
 def _dead_owner_tag() -> str:
-    from harness.leftovers import owner_tag
+    from harness.io.leftovers import owner_tag
 
     pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
     return owner_tag().replace(f"~{os.getpid()}~", f"~{pid}~")

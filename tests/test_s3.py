@@ -11,7 +11,7 @@ from test_pools import make_pool
 from test_validate import word_tokenizer
 
 from harness.pools import PoolSpec, ShardSpec, index_pool
-from harness.submission import validate_subset
+from harness.submit.validate import validate_subset
 from harness.tracks import get_track
 
 pytestmark = pytest.mark.s3

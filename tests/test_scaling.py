@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from harness.scaling import (
+from harness.experiments.scaling import (
     FitError,
     Groups,
     Point,
@@ -92,7 +92,7 @@ def test_degenerate_input_is_refused() -> None:
 
 
 def test_records_of_different_track_versions_are_not_mixed() -> None:
-    from harness.scaling_data import _check_versions
+    from harness.experiments.scaling_data import _check_versions
 
     def record(version: int, base: str = "nano") -> SimpleNamespace:
         return SimpleNamespace(track=SimpleNamespace(name=f"{base}-2x", base=base, version=version))

@@ -19,7 +19,7 @@ from harness.pools import ensure_pool
 from harness.scores import make_scorer
 from harness.scores.run import ExecutorOptions, score
 from harness.scores.select import Selection, select
-from harness.submission import validate_subset
+from harness.submit.validate import validate_subset
 from harness.tracks import get_track
 
 SHARDS, PER_SHARD = 3, 120

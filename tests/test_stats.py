@@ -9,13 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.cli import main
-from harness.compare import NotComparable, compare_records
-from harness.evaluate.aggregate import compute_aggregates
-from harness.evaluate.suites import get_suite
-from harness.leaderboard.sample import synthetic_record
-from harness.records import Record
-from harness.stats import (
+from harness.analysis.compare import NotComparable, compare_records
+from harness.analysis.stats import (
     bootstrap_intervals,
     metric_of,
     pack_examples,
@@ -23,6 +18,11 @@ from harness.stats import (
     spread,
     unpack_examples,
 )
+from harness.cli import main
+from harness.evaluate.aggregate import compute_aggregates
+from harness.evaluate.suites import get_suite
+from harness.leaderboard.sample import synthetic_record
+from harness.records import Record
 
 CHOICE_TASKS = ("fact_cloze", "next_sentence", "last_word")
 

@@ -157,8 +157,8 @@ def test_scaling_fit_and_advise_on_a_store_of_records(sweep: Path) -> None:
     subsets, token counts and losses follow a known utility-decay law), fitted and advised from the command line."""
     import hashlib
 
+    from harness.experiments.scaling import Groups, Point, utility_decay_law
     from harness.records import Record, ResultsStore, entry_id
-    from harness.scaling import Groups, Point, utility_decay_law
 
     (template,) = [r for r in ResultsStore(str(sweep / "sw" / "results")).list()[0] if r.track.scale == 0.5][:1]
     names, unique = ("top", "middle", "all"), (1e5, 3e5, 1e6)

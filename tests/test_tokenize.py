@@ -242,7 +242,7 @@ def test_tokenize_command_on_a_validated_subset(tmp_path, monkeypatch, capsys) -
     import harness.pools
     from harness.cli import main
     from harness.pools import index_pool
-    from harness.submission import validate_subset
+    from harness.submit.validate import validate_subset
 
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
     spec, docs = make_pool(tmp_path / "pool", shards=2, docs=30)

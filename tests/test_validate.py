@@ -13,7 +13,7 @@ from test_pools import make_pool
 
 from cli_helpers import command_options
 from harness.pools import PoolSpec, index_pool
-from harness.submission import is_deletion, materialize_subset, validate_subset
+from harness.submit.validate import is_deletion, materialize_subset, validate_subset
 from harness.tracks import Rules, get_track
 
 

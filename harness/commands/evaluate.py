@@ -74,5 +74,5 @@ def render_table(result) -> object:
 
 
 def _band(interval: dict | None) -> str:
-    """A bootstrap interval over evaluation examples (harness.stats), as `[low, high]`."""
+    """A bootstrap interval over evaluation examples (harness.analysis.stats), as `[low, high]`."""
     return "" if not interval else f"[{interval['low']:.4f}, {interval['high']:.4f}]"

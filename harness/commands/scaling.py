@@ -45,8 +45,8 @@ def _fit(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from harness.scaling import LAWS, FitError, fit
-    from harness.scaling_data import load_points, split_held_out
+    from harness.experiments.scaling import LAWS, FitError, fit
+    from harness.experiments.scaling_data import load_points, split_held_out
 
     console = Console()
     data = load_points(args.experiment, args.out, args.results, args.track)
@@ -102,8 +102,8 @@ def _advise(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from harness.scaling import LAWS, advise, fit, plot_frontier
-    from harness.scaling_data import load_points, split_held_out
+    from harness.experiments.scaling import LAWS, advise, fit, plot_frontier
+    from harness.experiments.scaling_data import load_points, split_held_out
 
     console = Console()
     data = load_points(args.experiment, args.out, args.results, args.track)

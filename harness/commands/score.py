@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from harness.display.progress import make_progress
     from harness.errors import UsageError
-    from harness.pipeline import make_progress
     from harness.scores import make_scorer
     from harness.scores.run import ExecutorOptions, score
 

@@ -31,9 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def options_from_args(args: argparse.Namespace):  # -> SubmitOptions
-    from harness.pipeline import SubmitOptions
     from harness.records import default_results_url
-    from harness.trackscale import derived_name
+    from harness.submit.options import SubmitOptions
+    from harness.tracks import derived_name
 
     return SubmitOptions(
         track=derived_name(args.track, args.scale), subset=args.subset, name=args.name, authors=tuple(args.authors),
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from harness.pipeline import render_summary, submit_with_display
+    from harness.display.submit import render_summary, submit_with_display
 
     console = Console(stderr=args.json)
     result = submit_with_display(options_from_args(args), console)

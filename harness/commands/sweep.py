@@ -30,10 +30,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from harness.display.progress import make_progress
     from harness.errors import UsageError
     from harness.experiments.spec import load_experiment
     from harness.experiments.sweep import SweepPaths, build_cells, default_jobs, run_cell, run_local, write_slurm_array
-    from harness.pipeline import make_progress
 
     console = Console()
     experiment = load_experiment(args.experiment)

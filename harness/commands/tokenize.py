@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from harness.data.tokenize import tokenize_for_track
     from harness.errors import HarnessError, UsageError
-    from harness.submission import materialize_subset, render_report, validate_subset
+    from harness.submit.validate import materialize_subset, render_report, validate_subset
     from harness.tracks import get_track
 
     if args.workers < 1:

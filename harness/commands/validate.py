@@ -1,7 +1,7 @@
 """`harness validate --track T SUBSET [--json]`: check a subset against a track's rules; nothing else.
 
 Exit code 0 when the subset is valid, 1 when it is not (or quotes evaluation items on a track that rejects
-contamination), 2 for usage errors (unknown track, no such file). The contamination check (harness.decontam)
+contamination), 2 for usage errors (unknown track, no such file). The contamination check (harness.submit.decontam)
 runs on valid subsets unless --no-contamination.
 """
 
@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from harness.decontam import check_subset, render_contamination
-    from harness.submission import render_report, validate_subset
+    from harness.submit.decontam import check_subset, render_contamination
+    from harness.submit.validate import render_report, validate_subset
     from harness.tracks import get_track
 
     track = get_track(args.track)

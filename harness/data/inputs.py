@@ -26,8 +26,8 @@ def expand_inputs(inputs: Sequence[str]) -> list[InputFile]:
     """The input files in the given order; a folder or glob contributes its JSONL files in name order."""
     import fsspec
 
-    from harness.pools.io import expand_inputs as expand_one
-    from harness.reader import describe_failure
+    from harness.io.reader import describe_failure
+    from harness.io.reader import expand_inputs as expand_one
 
     files: list[InputFile] = []
     for item in inputs:
@@ -44,9 +44,9 @@ def iter_lines(file: InputFile, *, skip: int = 0) -> Iterator[tuple[int, bytes, 
     """(line number from 1, line without its newline, compressed bytes read so far) for each line after `skip`.
 
     Blank lines are yielded too (callers skip them) so that line numbers match what an editor shows. Decoding
-    and its failures belong to harness.reader: a damaged file is a HarnessError naming it and the line.
+    and its failures belong to harness.io.reader: a damaged file is a HarnessError naming it and the line.
     """
-    from harness.reader import InputError, open_stream
+    from harness.io.reader import InputError, open_stream
 
     number = 0
     try:

@@ -44,7 +44,7 @@ from harness.config import doc, from_dict
 from harness.data import DEFAULT_SHARD_SEQUENCES, FORMAT_VERSION, MANIFEST_NAME, STATS_NAME, shard_name
 from harness.data.inputs import InputFile, expand_inputs, iter_lines
 from harness.errors import HarnessError
-from harness.pools.io import write_json_atomic
+from harness.io.files import write_json_atomic
 
 if TYPE_CHECKING:
     import numpy as np
@@ -135,7 +135,7 @@ class _Encoded:
 
 
 def _parse(line: bytes) -> tuple[str, int]:
-    from harness.reader import loads
+    from harness.io.reader import loads
 
     doc_ = loads(line)
     if not isinstance(doc_, dict):
@@ -575,7 +575,7 @@ def tokenize_shuffle(
     (work / "done").mkdir(exist_ok=True)
     _make_dir(out_dir)
 
-    from harness.pools.io import progress_bar
+    from harness.display.progress import progress_bar
 
     pool = _Pool(workers, resolve_tokenizer_file(tokenizer_spec, path=tokenizer_path).read_text(encoding="utf-8"))
     with progress_bar(progress) as bar:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.analysis.stats import BOOTSTRAP_SEED
 from harness.evaluate.aggregate import Aggregate, compute_aggregates
 from harness.evaluate.suites import Suite, SuiteTask, get_suite
-from harness.stats import BOOTSTRAP_SEED
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -44,7 +44,7 @@ class TaskResult:
     data: dict[str, Any]
     chance: float | None = None  # mean 1/len(choices) seen in the data (multiple choice)
     subtasks: dict[str, float] = field(default_factory=dict)
-    # Per-example outcomes of the scored metric, per subtask (harness.stats), and the bootstrap interval.
+    # Per-example outcomes of the scored metric, per subtask (harness.analysis.stats), and the bootstrap interval.
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
     interval: dict[str, Any] | None = None
 
@@ -201,7 +201,7 @@ def _with_intervals(suite: Suite, tasks: dict[str, TaskResult]) -> tuple[dict[st
     """Bootstrap intervals over evaluation examples (fixed seed) for every task and aggregate."""
     from dataclasses import replace
 
-    from harness.stats import bootstrap_intervals
+    from harness.analysis.stats import bootstrap_intervals
 
     per_task, per_agg = bootstrap_intervals(suite, {n: t.examples for n, t in tasks.items() if t.examples})
     return {n: replace(t, interval=per_task.get(n)) for n, t in tasks.items()}, per_agg
@@ -288,7 +288,7 @@ def _evaluate_task(lm: Any, task: SuiteTask, built: list[Any], limit: int | None
 
 
 def _examples_of(metric: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-example values of `metric` from lm-eval's logged samples (harness.stats's example format)."""
+    """Per-example values of `metric` from lm-eval's logged samples (harness.analysis.stats's example format)."""
     values = [s[metric] for s in samples]
     if metric == "bits_per_byte":  # (log-likelihood, bytes) pairs
         return {"kind": "bits_per_byte", "values": [float(v[0]) for v in values], "weights": [v[1] for v in values]}

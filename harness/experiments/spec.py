@@ -170,9 +170,8 @@ class Cell:
 
     @property
     def track(self) -> str:
-        """The cell's track: the experiment's, multiplied and re-seeded (harness.trackscale)."""
-        from harness.tracks import get_track
-        from harness.trackscale import derived_name
+        """The cell's track: the experiment's, multiplied and re-seeded (harness.tracks)."""
+        from harness.tracks import derived_name, get_track
 
         seed = self.levels.get("seed")
         if seed is not None and int(seed) == get_track(self.experiment.track).recipe.seed:

@@ -31,7 +31,7 @@ import numpy as np
 from harness.errors import HarnessError, UsageError
 from harness.experiments.spec import Cell, Experiment
 from harness.experiments.transforms import Docs, duplicate, sample_fraction, top_fraction, write_subset
-from harness.pools.io import write_json_atomic
+from harness.io.files import write_json_atomic
 
 DONE = "DONE.json"
 
@@ -81,8 +81,8 @@ def _base_ids(experiment: Experiment, paths: SweepPaths) -> list[str]:
     elif base.recipe == "pool":
         return []  # every row
     else:
-        from harness.demo import BASELINES
-        from harness.demo import write_subset as write_baseline
+        from harness.baselines import BASELINES
+        from harness.baselines import write_subset as write_baseline
 
         source = paths.root / f"base-{base.recipe}.jsonl"
         write_baseline(next(b for b in BASELINES if b.key == base.recipe), experiment.track, source)
@@ -215,7 +215,8 @@ def cell_figures(paths: SweepPaths, cell: Cell) -> dict[str, Any]:
 
 def run_cell(experiment: Experiment, paths: SweepPaths, cell: Cell, device: str | None = None) -> dict[str, Any]:
     """Train and record one cell through the ordinary submit pipeline; writes DONE.json last."""
-    from harness.pipeline import SubmitOptions, submit
+    from harness.submit.options import SubmitOptions
+    from harness.submit.pipeline import submit
 
     done = paths.done(cell)
     if done is not None:

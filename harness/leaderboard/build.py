@@ -114,7 +114,7 @@ def _build_site(
     # A track's compute multipliers sit together, smallest first (nano-0.5x, nano, nano-2x: base, then scale).
     order = sorted(by_track, key=lambda t: (by_track[t][0].track.base or t, by_track[t][0].track.scale, t))
     tables = [build_table(track, by_track[track]) for track in order]
-    from harness.leftovers import owner_tag, sweep
+    from harness.io.leftovers import owner_tag, sweep
 
     for kind in ("build", "old"):  # half-built or half-removed folders of killed builds
         sweep(out.parent, f".{out.name}.{kind}-*")
@@ -136,7 +136,7 @@ def _check_out(out: Path) -> None:
 
 
 def _swap(tmp: Path, out: Path) -> None:
-    from harness.leftovers import owner_tag
+    from harness.io.leftovers import owner_tag
 
     old = out.parent / f".{out.name}.old-{owner_tag()}"
     if out.exists():

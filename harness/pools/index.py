@@ -32,9 +32,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.display.progress import progress_bar
 from harness.errors import HarnessError
+from harness.io.files import compression_of, open_raw, write_json_atomic
 from harness.pools.ids import digest_to_u64, ids_to_u64, is_id
-from harness.pools.io import compression_of, open_raw, progress_bar, write_json_atomic
 
 if TYPE_CHECKING:
     from rich.progress import Progress

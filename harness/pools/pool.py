@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.display.progress import progress_bar
 from harness.errors import HarnessError
+from harness.io.files import download, open_binary, skip_forward
 from harness.pools.ids import digest_to_u64, ids_to_u64, is_id, u64_to_id
 from harness.pools.index import NO_LABEL, MembershipIndex, ShardTask, build_index
-from harness.pools.io import download, open_binary, progress_bar, skip_forward
 from harness.pools.spec import PoolSpec, get_pool_spec
 
 if TYPE_CHECKING:

@@ -52,7 +52,7 @@ def one_line(text: str) -> str:
 
 def read_texts(path: str | Path, text_field: str = "text") -> Iterator[str]:
     """Texts of a JSONL file (.gz/.zst too; `{"text"}` lines) or, for any other name, one document per line."""
-    from harness.pools.io import is_jsonl, open_binary
+    from harness.io.files import is_jsonl, open_binary
 
     path = str(path)
     if not Path(path).is_file():

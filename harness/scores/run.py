@@ -65,7 +65,7 @@ def resolve_source(source: str) -> ScoreSource:
         pool = ensure_pool(source)
         s = pool.spec
         return ScoreSource(source, tuple(pool.shards()), s.id_field, s.text_field, s.id_scheme, dict(s.storage_options))
-    from harness.pools.io import is_jsonl
+    from harness.io.files import is_jsonl
 
     path = Path(source)
     files = sorted(str(p) for p in path.iterdir() if is_jsonl(p.name)) if path.is_dir() else sorted(glob.glob(source))
@@ -93,7 +93,7 @@ class ShardReader(PipelineStep):  # type: ignore[misc]
 
         from datatrove.data import Document
 
-        from harness.pools.io import open_binary
+        from harness.io.files import open_binary
 
         src = self.source
         url = src.urls[rank]

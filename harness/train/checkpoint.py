@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.leftovers import owner_tag
+from harness.io.leftovers import owner_tag
 
 CHECKPOINT_DIR = "checkpoints"
 COMPLETION_MARKER = "train_done.json"

@@ -172,7 +172,7 @@ class Trainer:
         the log loses the rows written after it (a torn row included), and killed writers' temporary files go."""
         done = ck.completed_checkpoints(self.out_dir)
         if self.env.main:
-            from harness.leftovers import sweep_tree
+            from harness.io.leftovers import sweep_tree
 
             sweep_tree(self.out_dir)
         if not done:

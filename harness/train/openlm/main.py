@@ -1,4 +1,4 @@
-"""torchrun's entry into open_lm: `python -m torch.distributed.run ... -m harness.openlm_main ARGS.json`.
+"""torchrun's entry into open_lm: `python -m torch.distributed.run ... -m harness.train.openlm.main ARGS.json`.
 
 torchrun (torch 2.3 and later) matches every option on its command line against its own by prefix, the script's
 options included, so `-m open_lm.main ... --logs DIR` stops with "ambiguous option: --logs could match --logs-specs,
@@ -24,7 +24,7 @@ def read_args(path: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        raise SystemExit("usage: python -m harness.openlm_main ARGS.json (a JSON list of open_lm's arguments)")
+        raise SystemExit("usage: python -m harness.train.openlm.main ARGS.json (a JSON list of open_lm's arguments)")
     from open_lm.main import main as open_lm_main
 
     open_lm_main(read_args(argv[0]))

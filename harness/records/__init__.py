@@ -269,7 +269,7 @@ class ReplicateRun:
     tasks: dict[str, float] = doc("Scored metric of every task.", default_factory=dict)
     aggregates: dict[str, float | None] = doc("Every aggregate (None when a task is missing).", default_factory=dict)
     examples: dict[str, Any] = doc(
-        "Per-example outcomes by task and subtask, packed (harness.stats.pack_examples), for paired comparisons.",
+        "Per-example outcomes by task and subtask, packed (harness.analysis.stats.pack_examples), for paired comparisons.",
         default_factory=dict,
     )
 
@@ -285,7 +285,7 @@ class Replicates:
     seeds: tuple[int, ...] = doc("Seeds of the replicates, the official one first.")
     runs: tuple[ReplicateRun, ...] = doc("One per seed, in order.")
     aggregates: dict[str, Any] = doc(
-        "Per aggregate: {n, mean, std (None with one replicate), low, high, example_stderr} (harness.stats.spread)."
+        "Per aggregate: {n, mean, std (None with one replicate), low, high, example_stderr} (harness.analysis.stats.spread)."
     )
     note: str = doc("How to read the interval (e.g. that one replicate has no seed spread).", default="")
 
@@ -303,7 +303,7 @@ class Replicates:
 
 @dataclass(frozen=True, kw_only=True)
 class Contamination:
-    """N-gram overlap between the subset and the suite's evaluation items (harness.decontam)."""
+    """N-gram overlap between the subset and the suite's evaluation items (harness.submit.decontam)."""
 
     suite: str = doc("Suite whose items were checked.")
     ngram: int = doc("n of the word n-grams compared.")
@@ -312,7 +312,7 @@ class Contamination:
     contaminated_documents: int = doc("Documents that contaminate at least one item.")
     contaminated_items: int = doc("Items contaminated, over all tasks.")
     items: int = doc("Items checked, over all tasks.")
-    tasks: dict[str, Any] = doc("Per task: {items, contaminated, item_ids, documents} (see harness.decontam).")
+    tasks: dict[str, Any] = doc("Per task: {items, contaminated, item_ids, documents} (see harness.submit.decontam).")
     rule: Literal["report", "reject"] = doc("The track's rule for contaminated subsets.", default="report")
 
 
@@ -337,7 +337,7 @@ class Record:
         "Every replicate's metrics and their spread (schema 2; None before).", default=None
     )
     contamination: Contamination | None = doc(
-        "Overlap of the subset with the suite's items (harness.decontam; schema 2; None before).", default=None
+        "Overlap of the subset with the suite's items (harness.submit.decontam; schema 2; None before).", default=None
     )
 
     def __post_init__(self) -> None:
@@ -494,7 +494,7 @@ class ResultsStore:
             # concurrent writers of different entries never touch the same name.
             from pathlib import Path
 
-            from harness.leftovers import owner_tag, sweep
+            from harness.io.leftovers import owner_tag, sweep
 
             os.makedirs(os.path.dirname(final), exist_ok=True)
             sweep(Path(os.path.dirname(final)), ".*.tmp")  # what killed writers left; live writers' files stay

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import UsageError
-from harness.pipeline import Submission, stage_evaluate, stage_tokenize, stage_train
+from harness.submit.options import seeds_for
+from harness.submit.stages import Submission, stage_evaluate, stage_tokenize, stage_train
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -23,19 +23,6 @@ if TYPE_CHECKING:
     from harness.tracks import Track
 
 REPLICATE_STAGES = ("tokenize", "train", "evaluate")
-
-
-def seeds_for(track: Track, k: int) -> tuple[int, ...]:
-    """The first `k` replicate seeds of the track; a clear error when it names fewer."""
-    seeds = track.recipe.replicate_seeds
-    if k < 1:
-        raise UsageError(f"--replicates must be at least 1, got {k}")
-    if k > len(seeds):
-        raise UsageError(
-            f"track {track.name} names {len(seeds)} replicate seed(s) ({', '.join(map(str, seeds))}) in "
-            f"[recipe] seeds; --replicates {k} needs {k}. Ask for at most {len(seeds)}."
-        )
-    return seeds[:k]
 
 
 def with_seed(track: Track, seed: int) -> Track:
@@ -76,8 +63,8 @@ def run_replicates(sub: Submission, k: int, progress: Progress | None, say: Any)
 
 def replicates_block(sub: Submission, k: int) -> dict[str, Any]:
     """The record's `replicates` block from the k replicates' eval.json and training results."""
+    from harness.analysis.stats import bootstrap_intervals, mean_over_replicates, pack_examples, spread
     from harness.evaluate.suites import get_suite
-    from harness.stats import bootstrap_intervals, mean_over_replicates, pack_examples, spread
 
     seeds = seeds_for(sub.track, k)
     runs, evals = [], []
@@ -113,22 +100,3 @@ def replicates_block(sub: Submission, k: int) -> dict[str, Any]:
         "variance (t with k-1 degrees of freedom) and evaluation-example variance (bootstrap)"
     )
     return {"seeds": list(seeds), "runs": runs, "aggregates": aggregates, "note": note}
-
-
-def render_uncertainty(record: Any, console: Any) -> None:
-    """Lines under `submit`'s summary: the primary score's replicate mean and interval, and contamination found."""
-    name = record.evaluation.primary_aggregate
-    stat = record.replicates.aggregates.get(name) if record.replicates else None
-    if stat:
-        std = "no seed spread (1 replicate)" if stat["std"] is None else f"seed std {stat['std']:.4f}"
-        console.print(
-            f"{name} over {stat['n']} replicate(s): mean {stat['mean']:.4f}, {std}, 95% interval "
-            f"[{stat['low']:.4f}, {stat['high']:.4f}]",
-            highlight=False,
-        )
-    c = record.contamination
-    if c is not None and c.contaminated_items:
-        console.print(
-            f"[bold red]contaminated:[/] {c.contaminated_documents} documents quote {c.contaminated_items} of the "
-            f"suite's {c.items} items (see the record's contamination block)"
-        )

@@ -25,10 +25,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from harness.errors import HarnessError
-from harness.pools.io import compression_of
+from harness.io.files import compression_of, is_jsonl
 
-#: File name endings read as JSONL (lower case; the match ignores case).
-JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".jsonl.zstd")
 #: Compressed bytes fed to the zstd decoder per call: bounds the output of one call (at most ~32768x) to 32 MB.
 _ZSTD_FEED = 1 << 10
 _RAW_BLOCK = 1 << 20
@@ -44,10 +42,6 @@ class InputError(HarnessError):
     def message(self) -> str:
         """The reason and the fix without the file name (for reports that name the file in their own column)."""
         return self.reason + (f"; {self.fix}" if self.fix else "")
-
-
-def is_jsonl(url: str) -> bool:
-    return url.lower().endswith(JSONL_SUFFIXES)
 
 
 def describe_failure(url: str, exc: BaseException) -> InputError:
@@ -328,3 +322,15 @@ def loads(line: bytes | str) -> Any:
         return json.loads(line)
     except RecursionError:
         raise ValueError("JSON nested too deeply to parse") from None
+
+
+def expand_inputs(spec: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> list[str]:
+    """A file, a directory (its JSONL files, recursively) or a glob, local or fsspec URL -> sorted file URLs.
+
+    See `expand`; an input that cannot be read raises its InputError (files of other extensions
+    are left out: `harness validate` reports them).
+    """
+    found = expand(spec, storage_options)
+    if found.unreadable:
+        raise found.unreadable[0]
+    return list(found.files)

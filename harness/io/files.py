@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    pass
 
 #: File name endings read as JSONL, with the compression fsspec applies.
 JSONL_SUFFIXES: dict[str, str | None] = {
@@ -69,20 +68,6 @@ def open_raw(url: str, storage_options: dict[str, Any] | None = None) -> Iterato
         yield fh
 
 
-def expand_inputs(spec: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> list[str]:
-    """A file, a directory (its JSONL files, recursively) or a glob, local or fsspec URL -> sorted file URLs.
-
-    See harness.reader.expand; an input that cannot be read raises its InputError (files of other extensions
-    are left out: `harness validate` reports them).
-    """
-    from harness.reader import expand
-
-    found = expand(spec, storage_options)
-    if found.unreadable:
-        raise found.unreadable[0]
-    return list(found.files)
-
-
 def download(url: str, dest: Path, storage_options: dict[str, Any] | None = None) -> Path:
     """Copy `url` to `dest` atomically (a partial download never looks complete)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -96,22 +81,8 @@ def download(url: str, dest: Path, storage_options: dict[str, Any] | None = None
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old file or the whole new one (used for completion markers)."""
-    from harness.leftovers import owner_tag
+    from harness.io.leftovers import owner_tag
 
     tmp = path.with_name(f".{path.name}.{owner_tag()}.tmp")  # per process: concurrent writers never share one
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
-
-
-@contextlib.contextmanager
-def progress_bar(progress: Progress | None) -> Iterator[Progress]:
-    """The caller's rich Progress, or a new transient one for the duration of the block."""
-    if progress is not None:
-        yield progress
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
-    ) as fresh:
-        yield fresh

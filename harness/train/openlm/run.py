@@ -3,7 +3,7 @@
 `open_lm_args` builds DCLM's argument list for a track (reference/dclm-facts.md). `train_open_lm` checks first what
 open_lm's loader will do with the tokenized data (harness.data.shard_plan), then runs open_lm with its own folder
 under `out_dir/open_lm/`: `python -m open_lm.main ARGS` for one process, torchrun (or a Slurm script) through
-`harness.openlm_main` for several. It then maps open_lm's output into the run folder: `checkpoints/epoch_N.pt`
+`harness.train.openlm.main` for several. It then maps open_lm's output into the run folder: `checkpoints/epoch_N.pt`
 (hard links), `params.txt` (open_lm's lines plus the harness's track and tokenizer lines), the training curve read
 from open_lm's `out.log` as the native trainer's `train_log.jsonl`, and the completion marker. Re-running resumes
 (`--resume latest`).
@@ -179,12 +179,12 @@ def train_open_lm(
     ck.atomic_write_json(out_dir / ARGS_FILE, args)
     entry = [str(out_dir / ARGS_FILE)]
     if launcher == "slurm":
-        from harness.train import TrainingPending
+        from harness.train.result import TrainingPending
 
-        script = write_slurm_script(out_dir, nodes=nodes, nproc=nproc, module="harness.openlm_main", args=entry)
+        script = write_slurm_script(out_dir, nodes=nodes, nproc=nproc, module="harness.train.openlm.main", args=entry)
         raise TrainingPending(f"wrote {script}; submit it with `sbatch {script}`, then re-run to collect the result")
     if several:
-        cmd = torchrun_command(nproc=nproc, module="harness.openlm_main", args=entry)
+        cmd = torchrun_command(nproc=nproc, module="harness.train.openlm.main", args=entry)
     else:
         cmd = [sys.executable, "-m", "open_lm.main", *args]
     start = time.perf_counter()
@@ -255,8 +255,9 @@ def map_output(track: Track, data_dir: str, out_dir: Path, *, wall_time_s: float
     import torch
 
     from harness.model import open_lm_model_config
-    from harness.openlm_log import read_open_lm_log
-    from harness.train import TrainResult, native_params
+    from harness.train.openlm.log import read_open_lm_log
+    from harness.train.prepare import native_params
+    from harness.train.result import TrainResult
 
     src = out_dir / OPEN_LM_SUBDIR / RUN_NAME
     ck.atomic_write_json(out_dir / "model.json", open_lm_model_config(track.model))

@@ -29,11 +29,11 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from harness.config import to_dict
+from harness.display.progress import progress_bar
 from harness.errors import HarnessError
+from harness.io.reader import Expansion, InputError, expand, loads, open_stream
 from harness.pools.ids import ids_to_u64, is_id, u64_to_id
 from harness.pools.index import NO_LABEL, count_tokens
-from harness.pools.io import progress_bar
-from harness.reader import Expansion, InputError, expand, loads, open_stream
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -3,7 +3,7 @@
 A and B are entry ids (looked up in the results store), record files or run folders (their `record/record.json`).
 Both must be on the same track version and carry the same aggregate versions, and both need the `replicates`
 block that records of schema 2 carry. The interval combines the seed variance of both replicate means (Welch)
-and the evaluation-example variance of the difference, paired over the same examples (harness.stats).
+and the evaluation-example variance of the difference, paired over the same examples (harness.analysis.stats).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.stats import Difference, difference, mean_over_replicates, paired_example_draws, unpack_examples
 from harness.errors import HarnessError, UsageError
 from harness.records import Record, RecordError, ResultsStore
-from harness.stats import Difference, difference, mean_over_replicates, paired_example_draws, unpack_examples
 
 
 class NotComparable(HarnessError):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import UsageError
-from harness.scaling import FitError, Groups, Point
+from harness.experiments.scaling import FitError, Groups, Point
 
 if TYPE_CHECKING:
     from harness.records import Record

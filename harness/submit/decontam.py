@@ -351,7 +351,7 @@ def iter_jsonl_documents(paths: Iterable[str], progress: Progress | None = None)
     """(id, text) of every line of resolved subset files (`{"id", "text", ...}` per line)."""
     import json
 
-    from harness.pools.io import open_binary
+    from harness.io.files import open_binary
 
     for path in paths:
         with open_binary(str(path)) as fh:
@@ -371,7 +371,7 @@ def check_subset(track: Track, subset: str, *, mirror: str | None = None) -> Con
     """The contamination report of a (valid) subset as submitted: its texts resolved against the pool."""
     import tempfile
 
-    from harness.submission import materialize_subset
+    from harness.submit.validate import materialize_subset
 
     suite, index = track_index(track, mirror=mirror)  # missing suite data fails before the subset is read
     with tempfile.TemporaryDirectory(prefix="harness-decontam-") as tmp:

@@ -1,0 +1,1 @@
+"""Statistics over records: bootstrap intervals, replicate spread, compare."""

@@ -1,0 +1,1 @@
+"""One submission: validate -> tokenize+shuffle -> train -> evaluate -> record (pipeline.py orchestrates)."""

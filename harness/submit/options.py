@@ -1,0 +1,73 @@
+"""What `harness submit` takes, and the two ways a submission stops before it records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from harness.tracks import Track
+
+from harness.config import doc
+from harness.errors import HarnessError, UsageError
+
+
+class SubsetInvalid(HarnessError):
+    """The subset broke the track's rules; nothing was trained."""
+
+
+class StageFailed(HarnessError):
+    """A stage raised; earlier stages are intact and a re-run resumes."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmitOptions:
+    """Everything `harness submit` takes (the track and the subset decide the entry; the rest is how to run)."""
+
+    track: str = doc("Track name.")
+    subset: str = doc("Subset file, directory or glob (local or fsspec URL).")
+    name: str = doc("Display name of the entry ('' = the subset's file name).", default="")
+    authors: tuple[str, ...] = doc("Authors shown on the leaderboard.", default=())
+    description: str = doc("What the curation does.", default="")
+    link: str = doc("URL of the curation code or paper.", default="")
+    run_dir: str = doc("Root of run folders: <run_dir>/<track>/<entry-id>/<stage>/.", default="runs")
+    results: str = doc("Results store URL (local folder or s3://).", default="results")
+    leaderboard: str | None = doc("Rebuild the static leaderboard into this folder after recording.", default=None)
+    trainer: Literal["native", "open_lm"] = doc("Training backend.", default="native")
+    nproc: int = doc("Training processes on this node (torchrun when > 1).", default=1)
+    launcher: Literal["local", "slurm"] = doc("How training is started.", default="local")
+    workers: int = doc("Processes for tokenization.", default=1)
+    device: str | None = doc("Training/evaluation device (default: cuda when available, else cpu).", default=None)
+    skip_evaluate: bool = doc("Stop after training (no evaluation and no record).", default=False)
+    replicates: int = doc("Train with the track's first K seeds; the record keeps each and their spread.", default=1)
+
+    def __post_init__(self) -> None:
+        from harness.fields import submission_problems
+        from harness.tracks import get_track
+
+        get_track(self.track)  # an unknown track is a usage error before anything is shown or done
+        problems = submission_problems(
+            name=self.display_name, authors=self.authors, description=self.description, link=self.link,
+            name_required=True,
+        )  # fmt: skip
+        if problems:  # refused before any work starts, not after training
+            raise UsageError("the submission's fields are not acceptable: " + "; ".join(problems))
+
+    @property
+    def display_name(self) -> str:
+        """The entry's name on the leaderboard: --name, else the subset's file name."""
+        return self.name or Path(self.subset.rstrip("/")).name
+
+
+def seeds_for(track: Track, k: int) -> tuple[int, ...]:
+    """The first `k` replicate seeds of the track; a clear error when it names fewer."""
+    seeds = track.recipe.replicate_seeds
+    if k < 1:
+        raise UsageError(f"--replicates must be at least 1, got {k}")
+    if k > len(seeds):
+        raise UsageError(
+            f"track {track.name} names {len(seeds)} replicate seed(s) ({', '.join(map(str, seeds))}) in "
+            f"[recipe] seeds; --replicates {k} needs {k}. Ask for at most {len(seeds)}."
+        )
+    return seeds[:k]

@@ -1,0 +1,44 @@
+"""What a finished training run reports (its completion marker), and the signal that a scheduler has it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.train.checkpoint import COMPLETION_MARKER
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished training run reports (also the content of the completion marker)."""
+
+    final_loss: float
+    tokens_seen: int
+    steps: int
+    passes: float
+    wall_time_s: float
+    tokens_per_s: float
+    checkpoint: str
+    log: str
+    trainer: str
+    resumed_from: str | None
+    open_lm: str = ""  # open_lm's version (and git commit) when open_lm trained
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+class TrainingPending(HarnessError):
+    """Training was handed to a scheduler (slurm); re-run once the job has finished to collect the result."""
+
+
+def read_result(out_dir: str | Path) -> TrainResult | None:
+    """The result of a finished run (its completion marker), or None while it is unfinished."""
+    marker = Path(out_dir) / COMPLETION_MARKER
+    if not marker.is_file():
+        return None
+    return TrainResult.from_dict(json.loads(marker.read_text(encoding="utf-8")))
