@@ -153,9 +153,9 @@ def report(results: Sequence[CheckResult], machine: dict[str, Any]) -> dict[str,
 
 
 def write_report(path: Path, data: dict[str, Any]) -> None:
-    from harness.train.checkpoint import atomic_write_json
+    from harness.train.checkpoint import write_json
 
-    atomic_write_json(path, data)
+    write_json(path, data)
 
 
 def require_cuda() -> None:

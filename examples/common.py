@@ -8,7 +8,6 @@ datatrove) are kept in HARNESS_HOME/curation/<pool>-v<version>/ and reused by ev
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from collections.abc import Iterable, Iterator
@@ -100,11 +99,7 @@ def fill_budget(docs: Iterable[dict], track: str, seed: int, tokens: int | None 
 
 
 def write_subset(docs: Iterable[dict], out: str) -> int:
-    """Write `{"id"}` lines; returns the number written."""
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with open(out, "w", encoding="utf-8") as fh:
-        for doc in docs:
-            fh.write(json.dumps({"id": doc["id"]}) + "\n")
-            n += 1
-    return n
+    """Write `{"id"}` lines (harness.io.subset); returns the number written."""
+    from harness.io.subset import write_subset as write_ids
+
+    return write_ids(out, (doc["id"] for doc in docs))

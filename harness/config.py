@@ -26,11 +26,6 @@ class ConfigError(HarnessError):
     """A configuration file that does not match its schema."""
 
 
-def field_docs(cls: type) -> dict[str, str]:
-    """Each field's documentation (the `doc` metadata of `dataclasses.field`)."""
-    return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
-
-
 def doc(text: str, **kwargs: Any) -> Any:
     """A dataclass field carrying its documentation: `lr: float = doc("Peak learning rate.")`."""
     return dataclasses.field(metadata={"doc": text}, **kwargs)

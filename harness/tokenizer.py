@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+from harness.io.files import file_sha256
 from harness.resources import asset_path
 
 if TYPE_CHECKING:
@@ -45,15 +46,6 @@ def tokenizer_env_var(name: str) -> str:
     `EleutherAI/gpt-neox-20b` -> `HARNESS_TOKENIZER_ELEUTHERAI_GPT_NEOX_20B`.
     """
     return "HARNESS_TOKENIZER_" + re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _local_file(path: str | os.PathLike[str], origin: str) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.data.loader import read_manifest
+from harness.data.loader import shard_infos
 from harness.data.shard_plan import open_lm_checkpoints, open_lm_sequences_per_checkpoint
 from harness.tracks import get_track
 
@@ -75,7 +75,7 @@ def test_plan_predicts_open_lms_checkpoints(run: Path) -> None:
     (train,) = (run / "runs" / "debug").glob("*/train")
     shards = train.parent / "tokenize" / "shards"
     plan = json.loads((train / "open_lm_plan.json").read_text())
-    sizes = [s.num_sequences for s in read_manifest(str(shards))]
+    sizes = [s.num_sequences for s in shard_infos(str(shards))]
     per = open_lm_sequences_per_checkpoint(track)
     for workers, processes in ((2, 1), (2, 2), (1, 1)):
         multi = plan["multiple_data_passes"]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.tokenizer import file_sha256, load_tokenizer, resolve_tokenizer_file, tokenizer_env_var, tokenizer_sha256
+from harness.io.files import file_sha256
+from harness.tokenizer import load_tokenizer, resolve_tokenizer_file, tokenizer_env_var, tokenizer_sha256
 from harness.tracks import TokenizerSpec, get_track
 
 

@@ -49,11 +49,29 @@ def iter_shard(fileobj: IO[bytes]) -> Iterator[tuple[str, list[int]]]:
 
 
 def read_manifest(dataset: str) -> list[dict[str, Any]]:
-    """The manifest lines of a tokenized dataset folder (local path or fsspec URL)."""
+    """The manifest rows of a tokenized dataset folder (local path or fsspec URL), each with its `shard` name and
+    `num_sequences`; a clear error when the manifest is missing or a line is malformed."""
     import fsspec
 
-    with fsspec.open(f"{dataset.rstrip('/')}/{MANIFEST_NAME}", "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    from harness.errors import HarnessError
+
+    url = f"{dataset.rstrip('/')}/{MANIFEST_NAME}"
+    try:
+        with fsspec.open(url, "rt", encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError as exc:
+        raise HarnessError(f"{url} does not exist: point --data at the output folder of `harness tokenize`") from exc
+    rows = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            row["shard"], row["num_sequences"] = row["shard"], int(row["num_sequences"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HarnessError(f"{url}:{lineno}: expected {{'shard': ..., 'num_sequences': N}}, got {line!r}") from exc
+        rows.append(row)
+    return rows
 
 
 def iter_dataset(dataset: str) -> Iterator[tuple[str, list[int]]]:

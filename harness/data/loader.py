@@ -35,29 +35,14 @@ def _join(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}"
 
 
-def read_manifest(data_dir: str) -> list[ShardInfo]:
-    """The shards listed in `data_dir/manifest.jsonl`, in order; a clear error when it is missing or malformed."""
-    import fsspec
+def shard_infos(data_dir: str) -> list[ShardInfo]:
+    """The shards of `data_dir`'s manifest (harness.data.read_manifest), in order; none at all is an error."""
+    from harness.data import read_manifest
 
-    url = _join(str(data_dir), "manifest.jsonl")
-    try:
-        with fsspec.open(url, "rt", encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError as exc:
-        raise HarnessError(f"{url} does not exist: point --data at the output folder of `harness tokenize`") from exc
-    shards = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            shards.append(
-                ShardInfo(row["shard"], _join(str(data_dir), f"{row['shard']}.tar"), int(row["num_sequences"]))
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise HarnessError(f"{url}:{lineno}: expected {{'shard': ..., 'num_sequences': N}}, got {line!r}") from exc
+    rows = read_manifest(str(data_dir))
+    shards = [ShardInfo(r["shard"], _join(str(data_dir), f"{r['shard']}.tar"), r["num_sequences"]) for r in rows]
     if not shards or sum(s.num_sequences for s in shards) == 0:
-        raise HarnessError(f"{url} lists no sequences: the tokenized data is empty")
+        raise HarnessError(f"{_join(str(data_dir), 'manifest.jsonl')} lists no sequences: the tokenized data is empty")
     return shards
 
 
@@ -72,7 +57,7 @@ class ShardStream:
 
     def __init__(self, data_dir: str, *, seq_len: int, seed: int) -> None:
         self.data_dir = str(data_dir)
-        self.shards = read_manifest(self.data_dir)
+        self.shards = shard_infos(self.data_dir)
         self.seq_len = seq_len
         self.seed = seed
         self.num_sequences = sum(s.num_sequences for s in self.shards)

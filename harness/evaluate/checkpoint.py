@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError, UsageError
+from harness.train.checkpoint import read_params
 
 if TYPE_CHECKING:
     from harness.tracks import ModelShape, TokenizerSpec, Track
@@ -30,16 +31,6 @@ class CheckpointInfo:
     track: str | None
     epoch: int | None  # N of epoch_N.pt (open_lm's checkpoint number), None for other files
     params: dict[str, str]
-
-
-def read_params(path: Path) -> dict[str, str]:
-    """open_lm's params.txt: one `name: value` line per argument."""
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if ":" in line:
-            key, value = line.split(":", 1)
-            out[key.strip()] = value.strip()
-    return out
 
 
 def _epoch(p: Path) -> int:

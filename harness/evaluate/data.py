@@ -14,9 +14,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.evaluate.suites import Suite
+    from harness.tracks import Track
 
 MIRROR_ENV = "HARNESS_EVAL_MIRROR"
 DCLM_DATA_HINT = "copy DCLM's eval/local_data folder (https://github.com/mlfoundations/dclm) into the mirror"
@@ -149,3 +153,15 @@ def _load_hub(task: str, config: dict[str, Any], splits: list[str]) -> tuple[Any
     out = datasets.DatasetDict({s: loaded[s] for s in splits})
     hashes = {s: out[s]._fingerprint for s in splits}
     return out, DataRecord("hub", hub, hashes, str(kwargs.get("revision", "")))
+
+
+def suite_data_root(suite: Suite, track: Track | None, mirror: str | None) -> Path | None:
+    """Where a suite's evaluation files are: the pool's eval folder for pool suites (or `mirror`), else the mirror of
+    the downloaded data (harness.evaluate.icl.files)."""
+    if suite.data == "pool":
+        if mirror:  # a folder with the pool's eval files (tests, or a pool generated elsewhere)
+            return Path(mirror).expanduser()
+        from harness.pools import ensure_pool
+
+        return ensure_pool(track.pool if track else "sandbox").eval_dir
+    return default_mirror(mirror)

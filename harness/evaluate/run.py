@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.analysis.stats import BOOTSTRAP_SEED
 from harness.evaluate.aggregate import Aggregate, compute_aggregates
+from harness.evaluate.data import suite_data_root
 from harness.evaluate.suites import Suite, SuiteTask, get_suite
 
 if TYPE_CHECKING:
@@ -100,24 +101,11 @@ class EvalResult:
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write eval.json atomically (a reader never sees half a file)."""
+        from harness.io.files import write_text_atomic
+
         out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        tmp.replace(out)
+        write_text_atomic(out, json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
         return out
-
-
-def _data_root(suite: Suite, track: Track | None, mirror: str | None) -> Path | None:
-    from harness.evaluate.data import default_mirror
-
-    if suite.data == "pool":
-        if mirror:  # a folder with the pool's eval files (tests, or a pool generated elsewhere)
-            return Path(mirror).expanduser()
-        from harness.pools import ensure_pool
-
-        return ensure_pool(track.pool if track else "sandbox").eval_dir
-    return default_mirror(mirror)
 
 
 def _seed_everything() -> None:
@@ -170,7 +158,7 @@ def evaluate_checkpoint(
         load_model(info, dev), load_tokenizer(info.tokenizer, path=tokenizer_file), eot_id=info.tokenizer.eot_id,
         pad_id=info.tokenizer.pad_id, max_length=info.shape.context, device=dev, batch_size=batch_size,
     )  # fmt: skip
-    data_root = _data_root(spec, track, mirror)
+    data_root = suite_data_root(spec, track, mirror)
     tasks, missing = _run_tasks(lm, spec, data_root, limit, progress, eval_data)
     heldout = _heldout_lm(lm, info, data_root if spec.data == "pool" else None, limit)
     accuracies = {name: t.accuracy for name, t in tasks.items()}

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from harness.config import ConfigError, check_named_after_file, doc, from_dict, read_toml, shipped_file, shipped_names
+from harness.config import ConfigError, check_named_after_file, doc, from_dict, read_toml, shipped_file
 from harness.errors import unknown_name
 from harness.resources import resource_dir
 
@@ -140,10 +140,6 @@ class Suite:
     @property
     def stamp(self) -> str:
         return f"{self.name}@{self.version}"
-
-
-def suite_names() -> list[str]:
-    return shipped_names("evaluation")
 
 
 def tasks_dir() -> Path:

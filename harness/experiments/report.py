@@ -18,6 +18,7 @@ from typing import Any
 from harness.errors import UsageError
 from harness.experiments.spec import Experiment
 from harness.experiments.sweep import SweepPaths, cell_figures
+from harness.leaderboard.experiments import fmt_value
 
 #: Reported metrics: (key in the rows, axis label, higher is better).
 METRICS = (
@@ -92,14 +93,6 @@ def _band(key: str, values: list[float], members: list[dict[str, Any]]) -> float
     return None
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:,.4f}" if abs(v) < 1000 else f"{v:,.0f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
-
-
 def markdown(experiment: Experiment, summary: list[dict[str, Any]], total: int, primary: str = "") -> str:
     varied = [f for f in experiment.factors.present() if f != "seed"]
     cols = [*varied, "seeds", "tokens_seen", "unique_tokens", "unique_passes", "copy_share"]
@@ -109,8 +102,8 @@ def markdown(experiment: Experiment, summary: list[dict[str, Any]], total: int, 
              f"{len(summary)} cells reported ({total} finished cells incl. replicates), track {experiment.track}.",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
     for s in summary:
-        cells = [f"{s[c]:g}" if c in varied else _fmt(s[c]) for c in cols]
-        cells += [_fmt(s[k]) + ("" if s[f"{k}_band"] is None else f" ± {s[f'{k}_band']:.4f}") for k in metric_cols]
+        cells = [f"{s[c]:g}" if c in varied else fmt_value(s[c]) for c in cols]
+        cells += [fmt_value(s[k]) + ("" if s[f"{k}_band"] is None else f" ± {s[f'{k}_band']:.4f}") for k in metric_cols]
         lines.append("| " + " | ".join(cells) + " |")
     lines += _relative(experiment, summary, varied)
     lines += ["", "Band: ±1 s.d. over replicate seeds where a cell has 2 or more, else ±1 s.e. over the held-out "

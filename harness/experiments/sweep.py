@@ -31,7 +31,7 @@ import numpy as np
 from harness.errors import HarnessError, UsageError
 from harness.experiments.spec import Cell, Experiment
 from harness.experiments.transforms import Docs, duplicate, sample_fraction, top_fraction, write_subset
-from harness.io.files import write_json_atomic
+from harness.io.files import write_json_atomic, write_text_atomic
 
 DONE = "DONE.json"
 
@@ -316,8 +316,6 @@ KEY=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {cells_file})
 {line}
 """
     path = paths.root / "sweep.sbatch"
-    tmp = path.with_name(".sweep.sbatch.tmp")
-    tmp.write_text(script)
-    tmp.chmod(0o755)
-    tmp.replace(path)
+    write_text_atomic(path, script)
+    path.chmod(0o755)
     return path

@@ -14,7 +14,6 @@ A level that leaves no document is an error naming the level and the base size.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,15 +99,9 @@ def duplicate(docs: Docs, rate: float, seed: int) -> np.ndarray:
 
 def write_subset(docs: Docs, repeats: np.ndarray, out: Path) -> dict[str, float]:
     """Write `{"id"[, "repeat"]}` lines (atomically) and return the measured figures of the subset."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for doc_id, k in zip(docs.ids, repeats, strict=True):
-            if k == 1:
-                fh.write(json.dumps({"id": str(doc_id)}) + "\n")
-            elif k > 1:
-                fh.write(json.dumps({"id": str(doc_id), "repeat": int(k)}) + "\n")
-    tmp.replace(out)
+    from harness.io.subset import write_subset as write_ids
+
+    write_ids(out, docs.ids, repeats)
     return measure(docs, repeats)
 
 

@@ -8,8 +8,10 @@ from fsspec's usual places: per-call `storage_options`, or environment variables
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -79,10 +81,35 @@ def download(url: str, dest: Path, storage_options: dict[str, Any] | None = None
     return dest
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the whole new one (used for completion markers)."""
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a local file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Write a file so that readers see the old one or the whole new one; `durable` also fsyncs it before the
+    rename (checkpoints and training markers, which must survive a power loss)."""
     from harness.io.leftovers import owner_tag
 
-    tmp = path.with_name(f".{path.name}.{owner_tag()}.tmp")  # per process: concurrent writers never share one
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{owner_tag()}.tmp")  # per process; a killed writer's is swept on resume
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str, *, durable: bool = False) -> None:
+    """`write_bytes_atomic` of UTF-8 text."""
+    write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
+
+
+def write_json_atomic(path: Path, data: Any, *, indent: int = 1, durable: bool = False) -> None:
+    """Sorted-key JSON, atomically (completion markers, manifests; the training folder uses indent 2)."""
+    write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=True) + "\n", durable=durable)

@@ -28,11 +28,9 @@ def publish_summary(results_url: str, summary: dict[str, Any]) -> str:
     path = f"{root.rstrip('/')}/{FOLDER}/{summary['experiment']}/experiment.json"
     blob = json.dumps(summary, indent=1, allow_nan=False).encode()
     if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(".experiment.json.tmp")
-        tmp.write_bytes(blob)
-        tmp.replace(target)
+        from harness.io.files import write_bytes_atomic
+
+        write_bytes_atomic(Path(path), blob)
     else:
         fs.pipe_file(path, blob)
     return path
@@ -52,12 +50,13 @@ def read_summaries(results_url: str) -> list[dict[str, Any]]:
     return out
 
 
-def _fmt(v: Any) -> str:
+def fmt_value(v: Any) -> str:
+    """A summary cell: '–' for none, 4 decimals below 1000, thousands separators above (the text report's too)."""
     if v is None:
         return "–"
     if isinstance(v, float):
         return f"{v:,.4f}" if abs(v) < 1000 else f"{v:,.0f}"
-    return str(v)
+    return f"{v:,}" if isinstance(v, int) else str(v)
 
 
 def write_pages(summaries: list[dict[str, Any]], root: Path, title: str, entry_ids: set[str]) -> str:
@@ -75,10 +74,14 @@ def write_pages(summaries: list[dict[str, Any]], root: Path, title: str, entry_i
         head = "".join(f"<th>{e(h)}</th>" for h in [*factors, "seeds", "tokens seen", "unique passes", *metrics])
         rows = []
         for r in s["summary"]:
-            cells = [_fmt(r[f]) for f in factors] + [_fmt(r["seeds"]), _fmt(r["tokens_seen"]), _fmt(r["unique_passes"])]
+            cells = [fmt_value(r[f]) for f in factors] + [
+                fmt_value(r["seeds"]),
+                fmt_value(r["tokens_seen"]),
+                fmt_value(r["unique_passes"]),
+            ]
             for k in metrics:
                 band = r.get(f"{k}_band")
-                cells.append(_fmt(r[k]) + ("" if band is None else f" ± {band:.4f}"))
+                cells.append(fmt_value(r[k]) + ("" if band is None else f" ± {band:.4f}"))
             rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
         entries = "".join(
             f'<li><a href="../entries/{e(c["entry_id"])}.html">{e(c["cell"])}</a> ({e(c["track"])})</li>'

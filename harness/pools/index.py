@@ -349,7 +349,3 @@ class MembershipIndex:
             if pos < stop and self.lo[pos] == lo[q]:
                 rows[q] = pos
         return rows
-
-    def lookup_ids(self, ids: Sequence[str]) -> np.ndarray:
-        """Rows of hex ids (every id must be well-formed)."""
-        return self.lookup(*ids_to_u64(list(ids)))

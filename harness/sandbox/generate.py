@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from harness.io.files import write_bytes_atomic
 from harness.sandbox import documents as D
 from harness.sandbox import leaks
 from harness.sandbox.world import World, build_world
@@ -187,10 +188,7 @@ def write_shard(out_dir: Path, world_seed: int, layout: Layout, shard: int) -> d
     content = "".join(lines).encode()
     data = gzip_bytes(content)
     rel = f"shards/shard-{shard:05d}.jsonl.gz"
-    path = out_dir / rel
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes_atomic(out_dir / rel, data)
     entry = {
         "path": rel,
         "documents": len(lines),

@@ -24,6 +24,7 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.io.files import write_bytes_atomic
 from harness.sandbox.documents import Facts, clean
 from harness.sandbox.world import World
 
@@ -75,10 +76,7 @@ def write_reference(out_dir: Path, world: World, seed: int, scale: float) -> dic
     content = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs).encode()
     data = gzip_bytes(content)
     path = out_dir / PATH
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes_atomic(path, data)
     return {
         "path": PATH,
         "documents": len(docs),

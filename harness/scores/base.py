@@ -8,7 +8,6 @@ scorers never collide (see the schema in `harness.scores.run`).
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import asdict
 from pathlib import Path
@@ -51,11 +50,3 @@ def field(name: str, type_: pa.DataType, doc: str, nullable: bool = False) -> pa
     import pyarrow as pa
 
     return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.config import doc
 from harness.errors import HarnessError, UsageError
-from harness.scores.base import Scorer, field, file_sha256
+from harness.io.files import file_sha256
+from harness.scores.base import Scorer, field
 
 if TYPE_CHECKING:
     import pyarrow as pa

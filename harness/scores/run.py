@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, UsageError
-from harness.scores.base import Scorer, file_sha256
+from harness.io.files import file_sha256, write_text_atomic
+from harness.scores.base import Scorer
 
 try:
     from datatrove.pipeline.base import PipelineStep
@@ -271,9 +272,7 @@ def _claim(out: Path, config: dict[str, Any]) -> None:
         return
     if any(out.glob(PART.replace("{:05d}", "*"))):
         raise UsageError(f"{out} already holds Parquet files that no config.json describes; give an empty --out")
-    tmp = path.with_name(".config.json.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_text_atomic(path, text)
 
 
 def _write_manifest(out: Path, config: dict[str, Any], schema: Any, src: ScoreSource) -> dict[str, Any]:
@@ -292,9 +291,7 @@ def _write_manifest(out: Path, config: dict[str, Any], schema: Any, src: ScoreSo
         "parts": parts,
         "columns": {f.name: (f.metadata or {}).get(b"doc", b"").decode() for f in schema},
     }
-    tmp = out / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(out / "manifest.json")
+    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from harness.config import doc
 from harness.errors import HarnessError, UsageError, unknown_name
+from harness.io.subset import write_subset
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,7 +151,7 @@ def select(
         rows = rows[np.random.default_rng(selection.seed).permutation(len(rows))]
     ids = np.asarray(table.column("id").to_numpy(zero_copy_only=False))[rows]
     chosen, tokens = _fill(track, ids)
-    _write(out, chosen)
+    write_subset(out, chosen)
     report = SelectReport(n, steps, len(chosen), tokens, track.tokens, track.tokens / tokens, str(out))
     return report
 
@@ -226,12 +227,3 @@ def _count_tokens(pool: Any, track: Any, rows: np.ndarray) -> dict[int, int]:
             batch = []
     out.update((r, len(e.ids)) for (r, _), e in zip(batch, tok.encode_batch([t for _, t in batch]), strict=True))
     return out
-
-
-def _write(out: str | Path, ids: list[str]) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps({"id": i}) + "\n" for i in ids)
-    tmp.replace(out)

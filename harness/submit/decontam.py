@@ -326,12 +326,12 @@ def _task_items(task_name: str, built: Any) -> Iterator[Item]:
 
 def track_index(track: Track, *, mirror: str | None = None, n: int = NGRAM) -> tuple[str, NgramIndex]:
     """The n-gram index of the track's suite (its data from the pool's eval folder, the mirror or the hub)."""
-    from harness.evaluate.run import _data_root
+    from harness.evaluate.data import suite_data_root
     from harness.evaluate.suites import get_suite
 
     suite = get_suite(track.suite)
     try:
-        root = _data_root(suite, track, mirror)
+        root = suite_data_root(suite, track, mirror)
     except HarnessError as exc:
         raise SuiteDataMissing(f"the contamination check cannot find suite {suite.name!r}'s data: {exc}") from None
     return suite.name, NgramIndex.build(suite_items(suite, root), n=n)

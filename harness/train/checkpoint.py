@@ -15,31 +15,20 @@ out_dir/
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
-from harness.io.leftovers import owner_tag
+from harness.io.files import write_bytes_atomic, write_json_atomic
 
 CHECKPOINT_DIR = "checkpoints"
 COMPLETION_MARKER = "train_done.json"
 LOG_FILE = "train_log.jsonl"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{owner_tag()}.tmp")  # a killed writer's leftover is swept on resume
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+def write_json(path: Path, data: Any) -> None:
+    """A JSON file of the run folder (indent 2, fsynced: it must survive a power loss)."""
+    write_json_atomic(path, data, indent=2, durable=True)
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
@@ -49,7 +38,7 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
 
     buf = io.BytesIO()
     torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    write_bytes_atomic(path, buf.getvalue(), durable=True)
 
 
 def checkpoint_paths(out_dir: Path, epoch: int) -> dict[str, Path]:
@@ -66,24 +55,18 @@ def completed_checkpoints(out_dir: Path) -> list[int]:
     return [e for e in epochs if all(p.is_file() for p in checkpoint_paths(out_dir, e).values())]
 
 
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    """The newest complete `checkpoints/epoch_N.pt`, or None."""
-    done = completed_checkpoints(out_dir)
-    return checkpoint_paths(out_dir, done[-1])["epoch"] if done else None
-
-
 def write_params(path: Path, params: dict[str, Any]) -> None:
     """open_lm's params.txt: one `name: value` line per argument, sorted by name."""
-    atomic_write_bytes(path, "".join(f"{k}: {params[k]}\n" for k in sorted(params)).encode())
+    write_bytes_atomic(path, "".join(f"{k}: {params[k]}\n" for k in sorted(params)).encode(), durable=True)
 
 
 def read_params(path: Path) -> dict[str, str]:
     """Parse a params.txt (ours or open_lm's) into strings."""
     out = {}
     for line in path.read_text(encoding="utf-8").splitlines():
-        key, sep, value = line.partition(": ")
+        key, sep, value = line.partition(":")
         if sep:
-            out[key.strip()] = value
+            out[key.strip()] = value.strip()
     return out
 
 
@@ -99,4 +82,4 @@ def truncate_log(path: Path, last_step: int) -> None:
                 kept.append(line)
         except (ValueError, KeyError):
             break  # a torn last line from a kill: everything after it is dropped too
-    atomic_write_bytes(path, "".join(f"{line}\n" for line in kept).encode())
+    write_bytes_atomic(path, "".join(f"{line}\n" for line in kept).encode(), durable=True)

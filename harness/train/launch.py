@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.train.checkpoint import atomic_write_bytes
+from harness.io.files import write_bytes_atomic
 
 RDZV_PORT = 29500
 
@@ -68,6 +68,6 @@ HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun --kill-on-bad-exit=1 {" ".join(_shell_word(a) for a in cmd)}
 """
     path = out_dir / "train.sbatch"
-    atomic_write_bytes(path, script.encode())
+    write_bytes_atomic(path, script.encode(), durable=True)
     path.chmod(0o755)
     return path

@@ -346,7 +346,7 @@ def run_worker(out_dir: Path, progress: Any = None) -> dict[str, Any]:
     try:
         summary = Trainer(out_dir, env).run(progress)
         if env.main:
-            ck.atomic_write_json(out_dir / ck.COMPLETION_MARKER, summary)
+            ck.write_json(out_dir / ck.COMPLETION_MARKER, summary)
         return summary
     finally:
         if env.distributed and torch.distributed.is_initialized():

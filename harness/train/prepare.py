@@ -35,8 +35,8 @@ def prepare_run(
         "compile": compile,
         "precision": precision,
     }
-    ck.atomic_write_json(spec_path, spec)
-    ck.atomic_write_json(out / "model.json", open_lm_model_config(track.model))
+    ck.write_json(spec_path, spec)
+    ck.write_json(out / "model.json", open_lm_model_config(track.model))
     ck.write_params(out / "params.txt", native_params(track, data_dir, out))
 
 

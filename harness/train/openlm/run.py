@@ -32,6 +32,7 @@ from harness.data.shard_plan import (
     open_lm_sequences_per_checkpoint,
 )
 from harness.errors import HarnessError, UsageError
+from harness.io.files import write_bytes_atomic
 from harness.tracks import Track
 from harness.train import checkpoint as ck
 
@@ -109,17 +110,17 @@ def check_compatible(track: Track) -> None:
 
 
 def data_tokens(manifest_dir: str, context: int) -> int:
-    from harness.data.loader import read_manifest
+    from harness.data.loader import shard_infos
 
-    return sum(s.num_sequences for s in read_manifest(manifest_dir)) * context
+    return sum(s.num_sequences for s in shard_infos(manifest_dir)) * context
 
 
 def loader_plan(track: Track, data_dir: str, processes: int) -> tuple[LoaderPlan, bool]:
     """What open_lm's loader will do with the data (its checkpoints), reading it once if it can, else with
     `--multiple-data-passes`; a UsageError when it cannot serve the track at all."""
-    from harness.data.loader import read_manifest
+    from harness.data.loader import shard_infos
 
-    sizes = [s.num_sequences for s in read_manifest(data_dir)]
+    sizes = [s.num_sequences for s in shard_infos(data_dir)]
     r = track.recipe
     kwargs = {
         "sequences_per_checkpoint": train_num_samples(track) // track.model.context, "checkpoints": r.checkpoints,
@@ -168,15 +169,15 @@ def train_open_lm(
     data_dir = str(data_dir).rstrip("/")
     plan, multiple = loader_plan(track, data_dir, nproc * nodes)
     _warn_if_plan_differs(track, plan)
-    ck.atomic_write_json(out_dir / PLAN_FILE, {**asdict(plan), "multiple_data_passes": multiple})
-    ck.atomic_write_json(out_dir / "model.json", open_lm_model_config(track.model))
+    ck.write_json(out_dir / PLAN_FILE, {**asdict(plan), "multiple_data_passes": multiple})
+    ck.write_json(out_dir / "model.json", open_lm_model_config(track.model))
     several = nproc * nodes > 1 or launcher == "slurm"
     args = open_lm_args(
         track, model_json=str(out_dir / "model.json"), manifest=f"{data_dir}/manifest.jsonl",
         logs=str(out_dir / OPEN_LM_SUBDIR), name=RUN_NAME, multiple_passes=multiple,
         dist_backend="gloo" if several and _on_cpu(device) else None,
     )  # fmt: skip
-    ck.atomic_write_json(out_dir / ARGS_FILE, args)
+    ck.write_json(out_dir / ARGS_FILE, args)
     entry = [str(out_dir / ARGS_FILE)]
     if launcher == "slurm":
         from harness.train.result import TrainingPending
@@ -260,7 +261,7 @@ def map_output(track: Track, data_dir: str, out_dir: Path, *, wall_time_s: float
     from harness.train.result import TrainResult
 
     src = out_dir / OPEN_LM_SUBDIR / RUN_NAME
-    ck.atomic_write_json(out_dir / "model.json", open_lm_model_config(track.model))
+    ck.write_json(out_dir / "model.json", open_lm_model_config(track.model))
     ckpts = sorted((src / "checkpoints").glob("epoch_*.pt"), key=lambda p: int(re.findall(r"\d+", p.stem)[0]))
     if not ckpts:
         raise HarnessError(f"open_lm wrote no checkpoint under {src / 'checkpoints'}")
@@ -281,7 +282,7 @@ def map_output(track: Track, data_dir: str, out_dir: Path, *, wall_time_s: float
         raise HarnessError(f"{src / 'out.log'} reports no training loss: open_lm did not train")
     log = out_dir / ck.LOG_FILE
     rows = [{"step": p.step, "tokens": p.tokens, "loss": p.loss} for p in points]
-    ck.atomic_write_bytes(log, "".join(json.dumps(row) + "\n" for row in rows).encode())
+    write_bytes_atomic(log, "".join(json.dumps(row) + "\n" for row in rows).encode(), durable=True)
     steps = int(final.get("step", int(final.get("samples_seen", 0)) // r.global_batch))
     tokens = steps * r.global_batch * context
     result = TrainResult(
@@ -290,7 +291,7 @@ def map_output(track: Track, data_dir: str, out_dir: Path, *, wall_time_s: float
         tokens_per_s=tokens / wall_time_s if wall_time_s > 0 else 0.0, checkpoint=str(dest / ckpts[-1].name),
         log=str(log), trainer="open_lm", resumed_from=None, open_lm=open_lm_version(),
     )  # fmt: skip
-    ck.atomic_write_json(out_dir / ck.COMPLETION_MARKER, asdict(result))
+    ck.write_json(out_dir / ck.COMPLETION_MARKER, asdict(result))
     return result
 
 
