@@ -10,7 +10,7 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="compare two entries: differences, 95% intervals and verdicts")
+    p = sub.add_parser("compare", help="compare two entries: differences, 95%% intervals and verdicts")
     p.add_argument("a", help="entry A: entry id, record file or run folder")
     p.add_argument("b", help="entry B: entry id, record file or run folder")
     p.add_argument(

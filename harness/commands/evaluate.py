@@ -1,4 +1,4 @@
-"""`harness evaluate CKPT_DIR_OR_FILE [--suite core] [--limit N] [--out eval.json]`."""
+"""`harness evaluate ENTRY_OR_CKPT_DIR_OR_FILE [--suite core] [--limit N] [--out eval.json]`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a checkpoint (ours, open_lm's or safetensors) on a suite")
-    p.add_argument("checkpoint", help="run folder, checkpoints/ folder, epoch_N.pt or .safetensors file")
+    p.add_argument(
+        "checkpoint",
+        help="entry folder (runs/<track>/<entry>, as `harness submit` prints it), run folder, checkpoints/ "
+        "folder, epoch_N.pt or .safetensors file",
+    )
     p.add_argument("--suite", help="suite id (evaluation/<id>.toml); default: the track's suite, else core")
     p.add_argument("--track", help="track whose model shape and tokenizer to use (default: from params.txt)")
     p.add_argument("--limit", type=int, help="evaluate only the first N examples of each task (smoke tests)")

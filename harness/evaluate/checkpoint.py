@@ -17,6 +17,9 @@ from harness.train.checkpoint import read_params
 if TYPE_CHECKING:
     from harness.tracks import ModelShape, TokenizerSpec, Track
 
+#: The stage folder of a `harness submit` entry folder (runs/<track>/<entry>/) that holds its training run.
+ENTRY_TRAIN = "train"
+
 #: The tokenizer of DCLM's tracks, for open_lm checkpoints that name no harness track.
 NEOX = "EleutherAI/gpt-neox-20b"
 
@@ -39,19 +42,43 @@ def _epoch(p: Path) -> int:
 
 
 def find_weights(path: Path) -> Path:
-    """The file to load: the path itself, or the newest `epoch_N.pt` / a `.safetensors` file in a folder."""
+    """The file to load: the path itself, or the newest `epoch_N.pt` / a `.safetensors` file in a folder: a run
+    folder, its checkpoints/ folder, or an entry folder of `harness submit` (runs/<track>/<entry>: its train/)."""
     if path.is_file():
         return path
     if not path.is_dir():
-        raise UsageError(f"checkpoint {path} does not exist (give a run folder, a checkpoints/ folder or a file)")
-    for folder in (path / "checkpoints", path):
+        raise UsageError(
+            f"checkpoint {path} does not exist (give an entry folder runs/<track>/<entry>, a run folder, a "
+            "checkpoints/ folder or a file)"
+        )
+    for folder in (path / "checkpoints", path, path / ENTRY_TRAIN / "checkpoints", path / ENTRY_TRAIN):
         epochs = sorted(folder.glob("epoch_*.pt"), key=_epoch)
         if epochs:
             return epochs[-1]
         safes = sorted(folder.glob("*.safetensors"))
         if len(safes) == 1:
             return safes[0]
-    raise UsageError(f"no checkpoint in {path}: expected checkpoints/epoch_N.pt, epoch_N.pt or one .safetensors file")
+    raise UsageError(_no_checkpoint(path))
+
+
+def _no_checkpoint(path: Path) -> str:
+    """Why `path` holds no checkpoint, and which folder to pass instead."""
+    if (path / ENTRY_TRAIN).is_dir():
+        return (
+            f"entry folder {path} has no checkpoint in {path / ENTRY_TRAIN / 'checkpoints'} yet (its train stage has "
+            "not finished): re-run the same `harness submit` to resume it, then evaluate this folder again"
+        )
+    if (path / "checkpoints").is_dir():
+        return f"no checkpoint in {path / 'checkpoints'} yet: the training run has not written its first one"
+    entries = sorted(p for p in path.iterdir() if p.is_dir() and (p / ENTRY_TRAIN).is_dir())
+    if entries:
+        names = ", ".join(p.name for p in entries[:3]) + (", ..." if len(entries) > 3 else "")
+        return f"{path} holds entry folders ({names}), not a checkpoint: pass one of them, e.g. {entries[0]}"
+    return (
+        f"no checkpoint in {path}: pass the entry folder that `harness submit` printed (runs/<track>/<entry>), a "
+        "training run folder (holding checkpoints/epoch_N.pt), its checkpoints/ folder, or an epoch_N.pt or "
+        ".safetensors file"
+    )
 
 
 def _find_params(weights: Path) -> Path | None:

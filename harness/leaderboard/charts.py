@@ -7,6 +7,7 @@ the loss curves of the best entries. Per entry: the loss curve as a small inline
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,15 @@ from harness.leaderboard.columns import TrackTable, human
 
 #: Loss curves drawn on a track's overlay chart (the best-ranked entries).
 CURVES_PER_TRACK = 8
+
+#: The second line of a chart whose x values are all the same.
+NO_SPREAD = "no spread to plot the score against"
+
+
+def has_spread(values: Sequence[float]) -> bool:
+    """Whether values differ by more than float noise (a chart against them has an x axis to draw)."""
+    lo, hi = min(values), max(values)
+    return hi - lo > 1e-9 * max(abs(lo), abs(hi), 1e-300)
 
 
 def track_charts(table: TrackTable, out_dir: Path) -> dict[str, str]:
@@ -29,9 +39,13 @@ def track_charts(table: TrackTable, out_dir: Path) -> dict[str, str]:
         if not ranked:
             break
         xs, ys = [float(r[key]) for r in ranked], [float(r[table.primary]) for r in ranked]
+        title = f"{table.track}: {table.primary_name} vs {xlabel.split(' (')[0]}"
+        if not has_spread(xs):  # a column of dots over made-up ticks says nothing: say why there is no chart
+            note = note_svg(title, [same_x_note(kind, xs), NO_SPREAD])
+            written[kind] = _write(out_dir / f"{table.track}-{kind}.svg", note)
+            continue
         # A log axis over a narrow range has unreadable ticks.
         log = xlog and min(xs) > 0 and max(xs) > 10 * min(xs)
-        title = f"{table.track}: {table.primary_name} vs {xlabel.split(' (')[0]}"
         svg = figure_svg(title, xlabel, table.primary_name, [("", xs, ys)], log_x=log, points=True)
         written[kind] = _write(out_dir / f"{table.track}-{kind}.svg", svg)
     curves = [(r["name"], table.records[r["id"]].training.curve) for r in table.rows[:CURVES_PER_TRACK]]
@@ -41,6 +55,15 @@ def track_charts(table: TrackTable, out_dir: Path) -> dict[str, str]:
         svg = figure_svg(title, "tokens seen", "training loss", series, legend=True)
         written["loss"] = _write(out_dir / f"{table.track}-loss.svg", svg)
     return written
+
+
+def same_x_note(kind: str, xs: Sequence[float]) -> str:
+    """'all 3 entries have subset size 1.57M tokens': what a chart against one x value says instead."""
+    who = "the only entry" if len(xs) == 1 else f"all {len(xs)} entries"
+    value = _short(xs[0])
+    if kind == "passes":
+        return f"{who} made {value} pass{'' if value == '1' else 'es'} over the data"
+    return f"{who} {'has' if len(xs) == 1 else 'have'} subset size {value} tokens"
 
 
 def _write(path: Path, svg: str) -> str:
@@ -121,14 +144,16 @@ def figure_svg(
         f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>',
     ]
     xlo, xhi = (10**lx0, 10**lx1) if log_x else (lx0, lx1)
-    for t in nice_ticks(xlo, xhi, log_x):
+    xticks = nice_ticks(xlo, xhi, log_x)
+    for t, label in zip(xticks, tick_labels(xticks), strict=True):
         x = sx(t)
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + ph}" stroke="#ddd"/>')
-        out.append(f'<text x="{x:.1f}" y="{top + ph + 15}" text-anchor="middle">{esc(_short(t))}</text>')
-    for t in nice_ticks(y0, y1):
+        out.append(f'<text x="{x:.1f}" y="{top + ph + 15}" text-anchor="middle">{esc(label)}</text>')
+    yticks = nice_ticks(y0, y1)
+    for t, label in zip(yticks, tick_labels(yticks), strict=True):
         y = sy(t)
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 5}" y="{y + 4:.1f}" text-anchor="end">{esc(f"{t:.4g}")}</text>')
+        out.append(f'<text x="{left - 5}" y="{y + 4:.1f}" text-anchor="end">{esc(label)}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">{esc(xlabel)}</text>')
     out.append(f'<text x="14" y="{top + ph / 2}" transform="rotate(-90 14 {top + ph / 2})" '
                f'text-anchor="middle">{esc(_clip(ylabel, 45))}</text>')  # fmt: skip
@@ -151,12 +176,46 @@ def figure_svg(
     return "\n".join(out)
 
 
-def _short(value: float) -> str:
-    """1572864 -> '1.57M': tick labels that stay short whatever the range."""
+def note_svg(title: str, lines: Sequence[str], width: int = 520, height: int = 340) -> str:
+    """A chart-sized SVG that says something (e.g. why there is nothing to plot) instead of drawing axes."""
+    esc = html.escape
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'font-family="DejaVu Sans, Arial, sans-serif" font-size="11" role="img" '
+        f'aria-label="{esc(title)}: {esc(lines[0] if lines else "")}">',
+        f'<rect width="{width}" height="{height}" fill="#fff"/>',
+        f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="12">{esc(_clip(title, 70))}</text>',
+        f'<rect x="62" y="28" width="{width - 76}" height="{height - 72}" fill="none" stroke="#ddd"/>',
+    ]
+    for i, line in enumerate(lines):
+        y = height / 2 - 8 * (len(lines) - 1) + 18 * i
+        colour = "#222" if i == 0 else "#666"
+        out.append(f'<text x="{width / 2}" y="{y:.1f}" text-anchor="middle" fill="{colour}">{esc(line)}</text>')
+    out.append("</svg>\n")
+    return "\n".join(out)
+
+
+def _short(value: float, digits: int = 3) -> str:
+    """1572864 -> '1.57M': tick labels that stay short whatever the range (`digits` significant digits)."""
     for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(value) >= scale:
-            return f"{value / scale:.3g}{unit}"
-    return f"{value:.3g}"
+            return f"{value / scale:.{digits}g}{unit}"
+    return f"{value:.{digits}g}"
+
+
+def tick_labels(ticks: Sequence[float]) -> list[str]:
+    """Short labels of sorted ticks, with the fewest significant digits (3 at least) that keep neighbours distinct
+    and every label within 1% of a tick gap of its tick: 1.571M, 1.572M, 1.573M rather than 1.57M three times."""
+    if len(ticks) < 2:
+        return [_short(t) for t in ticks]
+    gap = min(b - a for a, b in itertools.pairwise(ticks))
+    labels = [_short(t) for t in ticks]
+    for digits in range(3, 18):
+        labels = [_short(t, digits) for t in ticks]
+        exact = all(abs(float(f"{t:.{digits}g}") - t) <= 0.01 * gap for t in ticks)
+        if exact and all(a != b for a, b in itertools.pairwise(labels)):
+            return labels
+    return labels
 
 
 def _ticks(lo: float, hi: float) -> list[float]:
