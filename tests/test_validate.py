@@ -13,7 +13,9 @@ from test_pools import make_pool
 
 from cli_helpers import command_options
 from harness.pools import PoolSpec, index_pool
-from harness.submit.validate import is_deletion, materialize_subset, validate_subset
+from harness.submit.edits import is_deletion
+from harness.submit.materialize import materialize_subset
+from harness.submit.validate import validate_subset
 from harness.tracks import Rules, get_track
 
 

@@ -52,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from harness.data.tokenize import tokenize_for_track
+    from harness.display.validation import render_report
     from harness.errors import HarnessError, UsageError
-    from harness.submit.validate import materialize_subset, render_report, validate_subset
+    from harness.submit.materialize import materialize_subset
+    from harness.submit.validate import validate_subset
     from harness.tracks import get_track
 
     if args.workers < 1:

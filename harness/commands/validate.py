@@ -26,8 +26,10 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from harness.submit.decontam import check_subset, render_contamination
-    from harness.submit.validate import render_report, validate_subset
+    from harness.display.contamination import render_contamination
+    from harness.display.validation import render_report
+    from harness.submit.decontam import check_subset
+    from harness.submit.validate import validate_subset
     from harness.tracks import get_track
 
     track = get_track(args.track)

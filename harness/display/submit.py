@@ -16,7 +16,7 @@ def submit_with_display(opts: SubmitOptions, console: Any) -> SubmitResult | Non
     Returns None when the subset is invalid (its report has been printed)."""
     from rich.markup import escape
 
-    from harness.submit.validate import render_report
+    from harness.display.validation import render_report
 
     names = [*STAGES[: 3 if opts.skip_evaluate else 5], *(["leaderboard"] if opts.leaderboard else [])]
     with make_progress(console) as progress:

@@ -371,25 +371,12 @@ def check_subset(track: Track, subset: str, *, mirror: str | None = None) -> Con
     """The contamination report of a (valid) subset as submitted: its texts resolved against the pool."""
     import tempfile
 
-    from harness.submit.validate import materialize_subset
+    from harness.submit.materialize import materialize_subset
 
     suite, index = track_index(track, mirror=mirror)  # missing suite data fails before the subset is read
     with tempfile.TemporaryDirectory(prefix="harness-decontam-") as tmp:
         files = materialize_subset(subset, track, tmp)
         return scan_documents(iter_jsonl_documents(map(str, files)), suite, index)
-
-
-def render_contamination(report: ContaminationReport, rule: str, console: Any) -> None:
-    """The report for people: a verdict line, then per contaminated task its items and the documents quoting them."""
-    from rich.markup import escape
-
-    colour = "red" if report.contaminated else "green"
-    console.print(f"[bold {colour}]{escape(report.summary())}[/] (rule: {rule})", highlight=False)
-    for task, t in report.tasks.items():
-        for item_id, docs in list(t["documents"].items())[:10]:
-            console.print(f"  {escape(task)} {escape(item_id)}: quoted by {', '.join(docs)}", highlight=False)
-        if len(t["documents"]) > 10:
-            console.print(f"  {escape(task)}: ... and {len(t['documents']) - 10} more items")
 
 
 class SubsetContaminated(HarnessError):

@@ -27,7 +27,7 @@ from harness.submit.options import StageFailed, SubmitOptions, SubsetInvalid, se
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from harness.submit.validate import ValidationReport
+    from harness.submit.report import ValidationReport
     from harness.tracks import Track
 
 STAGES = ("validate", "tokenize", "train", "evaluate", "record")
@@ -162,7 +162,7 @@ def stage_validate(sub: Submission, progress: Progress | None) -> dict[str, Any]
     """Materialize the validated subset (pool text resolved, edits applied) for tokenization."""
 
     def work(stage_dir: Path) -> dict[str, Any]:
-        from harness.submit.validate import materialize_subset
+        from harness.submit.materialize import materialize_subset
 
         report = json.loads((stage_dir / "report.json").read_text())
         shutil.rmtree(stage_dir / "subset", ignore_errors=True)
