@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import harness.records as records_module
+import harness.records.parse as records_parse
 from harness.errors import UsageError
 from harness.leaderboard.sample import synthetic_record
 from harness.records import (
@@ -159,7 +159,7 @@ def test_corrupt_files_are_reported_by_name_and_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
 ) -> None:
     if parallel:
-        monkeypatch.setattr(records_module, "PARALLEL_PARSE_ABOVE", 2)
+        monkeypatch.setattr(records_parse, "PARALLEL_PARSE_ABOVE", 2)
     store = ResultsStore(str(tmp_path))
     good = synthetic_record("debug", 1)
     store.add(good)

@@ -149,6 +149,8 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import json, os, signal, sys
     import harness.data.tokenize as tk
+    import harness.data.buckets as bk
+    import harness.data.scatter as sc
     import harness.data.shuffle as sh
     point, calls = sys.argv[1], {"n": 0}
 
@@ -158,18 +160,18 @@ KILL_SCRIPT = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
 
     if point == "scatter":  # buckets appended, journal not yet updated
-        real = tk.write_json_atomic
+        real = sc.write_json_atomic
         def journal(path, data):
             if path.name == "scatter.json":
                 die_on(3)
             real(path, data)
-        tk.write_json_atomic = journal
+        sc.write_json_atomic = journal
     elif point == "sort":  # some buckets sorted
-        real_sort = tk._sort_job
+        real_sort = bk._sort_job
         def sort(args):
             die_on(3)
             return real_sort(args)
-        tk._sort_job = sort
+        bk._sort_job = sort
     elif point == "shard":  # half of a shard's tar written
         real_tar = sh.write_tar
         def write_tar(fh, rows, first):
