@@ -178,7 +178,8 @@ def test_evaluate_resolves_open_lms_own_folder(tmp_path: Path) -> None:
 
 @pytest.mark.openlm
 @pytest.mark.skipif(
-    importlib.util.find_spec("open_lm") is None, reason="open_lm is not installed (README: Training with open_lm)"
+    importlib.util.find_spec("open_lm") is None,
+    reason="open_lm is not installed (docs/organisers.md: Training with open_lm)",
 )
 def test_open_lm_builtin_model_names_resolve(tmp_path: Path) -> None:
     from harness.evaluate.checkpoint import resolve_checkpoint

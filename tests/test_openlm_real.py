@@ -1,6 +1,6 @@
 """`harness submit --trainer open_lm` against the real open_lm (mlfoundations/open_lm), end to end on debug.
 
-Runs where open_lm is importable (README: "Training with open_lm"); skipped with the reason elsewhere."""
+Runs where open_lm is importable (docs/organisers.md: "Training with open_lm"); skipped with the reason elsewhere."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 pytestmark = [
     pytest.mark.openlm,
     pytest.mark.skipif(
-        importlib.util.find_spec("open_lm") is None, reason="open_lm is not installed (README: Training with open_lm)"
+        importlib.util.find_spec("open_lm") is None,
+        reason="open_lm is not installed (docs/organisers.md: Training with open_lm)",
     ),
 ]
 

@@ -215,11 +215,6 @@ class Record:
             raise ValueError(f"'seeds' values must be integers, got {self.seeds!r}")
 
     @property
-    def record_id(self) -> str:
-        """The store key: the entry id (one record per entry; a re-run replaces it)."""
-        return self.entry_id
-
-    @property
     def primary(self) -> Aggregate:
         return self.evaluation.aggregates[self.evaluation.primary_aggregate]
 

@@ -11,7 +11,7 @@ the item's words (95%). Any single shared 13-gram (GPT-3's rule) raises false al
 13-word stretch of a story template recurs in unrelated documents (on the sandbox at scale 0.01: 430 of 2,800
 documents, 426 of them not leaks); partial overlaps of story templates cover up to about 90% of an item, and a
 copy with case, punctuation and spacing changed and one word dropped covers 97.5% or more of an item of 40 words
-(measured in the README's section on rankings). Text that repeats an item with a single word changed is caught
+(measured in docs/results.md). Text that repeats an item with a single word changed is caught
 too: it is a near-duplicate of the item, whatever its origin.
 
 Memory is bounded by the suite: its n-gram hashes sit in sorted numpy arrays; the subset streams through in

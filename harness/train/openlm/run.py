@@ -38,7 +38,7 @@ from harness.train import checkpoint as ck
 
 INSTALL_HINT = (
     "open_lm is not installed. It is not on the package index: install it from its git repository with "
-    "`pip install 'harness[openlm]'` (open_lm at the verified commit, webdataset==0.2.86, xformers; see the README's "
+    "`pip install 'harness[openlm]'` (open_lm at the verified commit, webdataset==0.2.86, xformers; see docs/organisers.md, "
     "'Training with open_lm'), or train with the native trainer (--trainer native)."
 )
 OPEN_LM_SUBDIR = "open_lm"
