@@ -278,8 +278,14 @@ def track_names() -> list[str]:
 
 @cache
 def get_track(name: str) -> Track:
-    """The shipped track `name`, or one derived from it (`nano-4x`, `nano-seed125`, see below); an unknown name
-    answers with the closest known names."""
+    """The shipped track `name`, or a compute multiple of one (`nano-4x`, see below); an unknown name answers with
+    the closest known names."""
+    if name not in track_names() and (seeded := _SEEDED.match(name)):
+        raise UsageError(
+            f"track {name!r}: a seed is not a track. Train replicates of an entry with `harness submit --track "
+            f"{seeded['base']} "
+            "--replicates K` (the track's [recipe] seeds), or give a sweep a seed factor"
+        )
     if name not in track_names() and (derived := derive_track(name)) is not None:
         return derived
     return load_track_file(shipped_file("tracks", "track", name))
@@ -292,9 +298,11 @@ def all_tracks() -> list[Track]:
 # ------------------------------------------------------------------------------------------- derived tracks
 # DCLM's tracks come in compute multipliers (1B-1x, 1B-5x, 7B-2x): the same model and recipe trained on K times the
 # token budget. `<track>-<K>x` is that track with K x its budget and everything else fixed (shape, recipe, pool,
-# suite, rules); `<track>-seed<S>` is it with the recipe seed (initialisation and data order) set to S. Both can be
-# combined (`nano-4x-seed125`). A derived track has its own name, so its entries, run folders and records are its
-# own, and its hash covers the changed budget or seed. Shipped files win: `1b-5x` is read from tracks/1b-5x.toml.
+# suite, rules). A derived track has its own name, so its entries, run folders and records are its own, and its
+# hash covers the changed budget. Shipped files win: `1b-5x` is read from tracks/1b-5x.toml.
+# A seed is not a track: replicate seeds are the track's `[recipe] seeds` (`harness submit --replicates K`, sweeps
+# pass theirs explicitly). Records made when seeds were tracks (`nano-seed125`) still load and display
+# (`legacy_seeded`); no new entry can be made on such a name.
 
 _SCALED = re.compile(r"^(?P<base>.+)-(?P<k>[0-9]+(?:\.[0-9]+)?)x$")
 _SEEDED = re.compile(r"^(?P<base>.+)-seed(?P<seed>[0-9]+)$")
@@ -305,22 +313,15 @@ def scale_label(k: float) -> str:
     return f"{k:g}x"
 
 
-def derived_name(track: str, scale: float = 1.0, seed: int | None = None) -> str:
-    """The name of `track` at `scale` x its budget (and with recipe seed `seed`); `track` itself for 1x and no seed."""
+def derived_name(track: str, scale: float = 1.0) -> str:
+    """The name of `track` at `scale` x its budget; `track` itself for 1x."""
     if not scale > 0:
         raise UsageError(f"--scale must be a positive multiplier, got {scale:g}")
-    name = track if scale == 1 else f"{track}-{scale_label(scale)}"
-    return name if seed is None else f"{name}-seed{seed}"
+    return track if scale == 1 else f"{track}-{scale_label(scale)}"
 
 
 def derive_track(name: str) -> Track | None:
-    """The derived track `name` (None when the name has no multiplier or seed suffix)."""
-    if m := _SEEDED.match(name):
-        base = get_track(m["base"])
-        seed = int(m["seed"])  # the official seed leads the replicate seeds (harness.submit.replicates)
-        seeds = (seed, *(s for s in base.recipe.seeds if s != seed))
-        recipe = dataclasses.replace(base.recipe, seed=seed, seeds=seeds)
-        return _replace(base, name, recipe=recipe, note=f"recipe seed {m['seed']}")
+    """The derived track `name` (None when the name has no multiplier suffix)."""
     if m := _SCALED.match(name):
         base, k = get_track(m["base"]), float(m["k"])
         if k <= 0:
@@ -344,12 +345,24 @@ def _replace(base: Track, name: str, *, note: str, **changes: object) -> Track:
         raise UsageError(f"track {name!r} cannot be derived from {base.name!r}: {exc}") from None
 
 
+def legacy_seeded(name: str) -> Track | None:
+    """The track a record named `<track>-seed<S>` was trained on (made when seeds were tracks): `<track>` with recipe
+    seed S. None for any other name, or when `<track>` is not known here. For display only."""
+    if not (m := _SEEDED.match(name)):
+        return None
+    try:
+        base = get_track(m["base"])
+    except HarnessError:
+        return None
+    seed = int(m["seed"])  # exactly the track such records were made on, so its hash matches theirs
+    recipe = dataclasses.replace(base.recipe, seed=seed, seeds=(seed, *(s for s in base.recipe.seeds if s != seed)))
+    return _replace(base, name, recipe=recipe, note=f"recipe seed {m['seed']}")
+
+
 def scale_of(track: Track) -> tuple[str, float]:
     """(base track, compute multiplier) of `track`: ('nano', 4.0) for nano-4x, ('1b', 5.0) for the shipped 1b-5x
-    (its budget is 5x 1b's), (name, 1.0) otherwise. A seed suffix does not change the multiplier."""
+    (its budget is 5x 1b's), (name, 1.0) otherwise."""
     name = track.name
-    if m := _SEEDED.match(name):
-        name = m["base"]
     m = _SCALED.match(name)
     if not m:
         return name, 1.0

@@ -96,7 +96,7 @@ def test_shipped_experiments_load_and_span_their_designs() -> None:
     qvq = load_experiment(EXPERIMENTS / "quality-vs-quantity.toml")
     keys = [c.key for c in qvq.cells()]
     assert len(keys) == 1 + 2 + 4 and len(set(keys)) == len(keys)  # axes design, one seed
-    assert "size0.25-duplication0-seed124" in keys and "size0.25-duplication0.5-seed124" not in keys
+    assert "size0.25-duplication0" in keys and "size0.25-duplication0.5" not in keys  # seeds are replicates
     caf = load_experiment(EXPERIMENTS / "compute-aware-filtering.toml")
     assert len(caf.cells()) == 4 * 5
     assert {c.track for c in caf.cells()} == {"nano-0.25x", "nano-0.5x", "nano-0.75x", "nano", "nano-2x"}
@@ -172,8 +172,9 @@ def test_filter_scores_come_from_parquet_keyed_by_pool_id(tmp_path: Path, capsys
     assert "Did you mean 'quality'?" in " ".join(capsys.readouterr().err.split())
 
 
-def test_derived_tracks_multiply_the_budget_and_change_the_seed_only() -> None:
-    from harness.tracks import derived_name, get_track, scale_of
+def test_derived_tracks_multiply_the_budget_only_and_a_seed_is_not_a_track() -> None:
+    from harness.errors import UsageError
+    from harness.tracks import derived_name, get_track, legacy_seeded, scale_of
 
     nano, big = get_track("nano"), get_track("nano-4x")
     assert big.tokens == 4 * nano.tokens and big.model == nano.model and big.recipe == nano.recipe
@@ -182,9 +183,14 @@ def test_derived_tracks_multiply_the_budget_and_change_the_seed_only() -> None:
         and scale_of(nano) == ("nano", 1.0)
         and scale_of(get_track("1b-5x")) == ("1b", 5.0)
     )
-    seeded = get_track(derived_name("nano", 2, 125))
-    assert seeded.name == "nano-2x-seed125" and seeded.recipe.seed == 125 and seeded.tokens == 2 * nano.tokens
-    assert len({nano.sha256, big.sha256, seeded.sha256}) == 3
+    assert get_track(derived_name("nano", 2)).tokens == 2 * nano.tokens and derived_name("nano", 1) == "nano"
+    with pytest.raises(UsageError, match="a seed is not a track.*--replicates K"):
+        get_track("nano-2x-seed125")
+    # Records made when seeds were tracks still display: the track they ran on, with the hash they carry.
+    seeded = legacy_seeded("nano-2x-seed125")
+    assert seeded is not None and seeded.recipe.seed == 125 and seeded.tokens == 2 * nano.tokens
+    assert seeded.sha256 == "fe360d3608635af834e41ba149d9ee8a8b3032d8babd32507fe3c30e096c1030"  # as recorded then
+    assert len({nano.sha256, big.sha256, seeded.sha256}) == 3 and legacy_seeded("nano-2x") is None
     assert main(["tracks", "show", "nano-0.5x"]) == 0
 
 
@@ -220,3 +226,47 @@ def test_a_changed_definition_is_not_mixed_with_earlier_cells(tmp_path: Path, ca
     assert main(["sweep", "run", str(_write(tmp_path, body)), "--out", out, "--launcher", "slurm"]) == 0
     assert main(["sweep", "run", str(_write(tmp_path, "seed = 7\n" + body)), "--out", out, "--launcher", "slurm"]) == 2
     assert "earlier definition of exp" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_seed_factor_gives_each_cell_its_replicates_and_starts_with_the_tracks_own_seed(tmp_path: Path) -> None:
+    body = '[base]\nrecipe = "pool"\n[factors]\nsize = [1.0, 0.5]\nseed = [{}]\n'
+    experiment = load_experiment(_write(tmp_path, body.format("124, 125")))
+    assert [c.key for c in experiment.cells()] == ["size1", "size0.5"]  # seeds are not cells
+    assert {c.track for c in experiment.cells()} == {"debug"}  # nor tracks
+    with pytest.raises(ConfigError, match="must start with track debug's own seed 124"):
+        load_experiment(_write(tmp_path, body.format("125, 124"), name="exp2"))
+
+
+def test_explicit_replicate_seeds_start_with_the_tracks_own_seed() -> None:
+    from harness.errors import UsageError
+    from harness.submit.options import SubmitOptions
+    from harness.tracks import get_track
+
+    debug = get_track("debug")
+    opts = SubmitOptions(track="debug", subset="s.jsonl")
+    assert opts.replicate_seeds(debug) == (124,)
+    assert SubmitOptions(track="debug", subset="s.jsonl", replicates=2).replicate_seeds(debug) == (124, 125)
+    assert SubmitOptions(track="debug", subset="s.jsonl", seeds=(124, 9)).replicate_seeds(debug) == (124, 9)
+    for seeds, replicates in (((125, 124), 1), ((124, 124), 1), ((124, 125), 3)):
+        with pytest.raises(UsageError):
+            SubmitOptions(track="debug", subset="s.jsonl", seeds=seeds, replicates=replicates).replicate_seeds(debug)
+
+
+def test_the_report_summarises_a_cell_over_its_replicate_seeds() -> None:
+    from types import SimpleNamespace
+
+    from harness.experiments.report import _over_seeds
+
+    def run(loss: float, primary: float) -> SimpleNamespace:
+        return SimpleNamespace(heldout_lm={"loss": loss, "accuracy": 0.5, "perplexity": 2.0}, aggregates={"P": primary})
+
+    evaluation = SimpleNamespace(heldout_lm={"loss": 3.0, "accuracy": 0.5, "perplexity": 2.0}, primary_aggregate="P")
+    record = SimpleNamespace(evaluation=evaluation, primary=SimpleNamespace(value=0.4),
+                             replicates=SimpleNamespace(runs=[run(3.0, 0.4), run(2.0, 0.6)]))  # fmt: skip
+    out = _over_seeds(record)
+    assert out["seeds"] == 2 and out["loss_mean"] == 2.5 and out["primary_mean"] == pytest.approx(0.5)
+    assert out["loss_sd"] == pytest.approx(0.5**0.5) and out["accuracy_sd"] == 0.0
+    single = SimpleNamespace(evaluation=evaluation, primary=SimpleNamespace(value=0.4), replicates=None)
+    assert _over_seeds(single) == {"seeds": 1, **{f"{k}_mean": v for k, v in (("loss", 3.0), ("accuracy", 0.5),
+                                   ("perplexity", 2.0), ("primary", 0.4))}, **dict.fromkeys(
+                                   ("loss_sd", "accuracy_sd", "perplexity_sd", "primary_sd"))}  # fmt: skip

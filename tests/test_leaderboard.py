@@ -222,6 +222,19 @@ def test_entry_page_warns_when_the_shipped_track_differs(tmp_path: Path) -> None
     assert warning in (tmp_path / "site" / "entries" / f"{other.entry_id}.html").read_text()
 
 
+def test_a_record_made_when_seeds_were_tracks_still_displays_its_track(tmp_path: Path) -> None:
+    import dataclasses
+
+    from harness.tracks import legacy_seeded
+
+    old = synthetic_record("debug-seed125", 1)  # such records name their track <track>-seed<S>
+    old = dataclasses.replace(old, track=dataclasses.replace(old.track, sha256=legacy_seeded("debug-seed125").sha256))
+    build_site([old], tmp_path / "site")
+    page = (tmp_path / "site" / "entries" / f"{old.entry_id}.html").read_text()
+    assert "recipe.seed" in page and ">125<" in page
+    assert "differs from the one this entry ran on" not in page and "not shipped" not in page
+
+
 def test_record_copies_link_the_store_and_never_reach_back_into_it(tmp_path: Path) -> None:
     import dataclasses
 

@@ -55,6 +55,7 @@ def test_every_replicate_is_recorded_with_the_spread(finished: Path) -> None:
     assert stat["std"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
     assert stat["low"] < stat["mean"] < stat["high"] and "2 replicates" in reps["note"]
     assert set(first["examples"]) == {"fact_cloze", "next_sentence", "last_word", "heldout"}
+    assert first["heldout_lm"]["loss"] == record["evaluation"]["heldout_lm"]["loss"] != second["heldout_lm"]["loss"]
     assert record["contamination"]["suite"] == "sandbox" and record["contamination"]["ngram"] == 13
     evaluation = json.loads((run / "evaluate" / "eval.json").read_text())
     assert evaluation["aggregates"]["Sandbox_v1"]["interval"]["resamples"] == 1000

@@ -1,9 +1,10 @@
 """`harness sweep report`: the table of a sweep's cells (Markdown, CSV, JSON) and plots of every metric against each
 factor with noise bands (PNG and SVG), written into `<sweep>/report/`.
 
-Numbers come from the cells' records only. Rows that differ only in the replicate seed are summarised by their
-mean; the band is +-1 standard deviation over the seeds when a cell has two or more, else +-1 standard error of the
-held-out metric over its evaluation windows (one seed: evaluation noise only, which understates the spread).
+Numbers come from the cells' records only. A cell is one entry; with a seed factor it holds that many replicates
+(the record's `replicates` block), summarised by their mean; the band is +-1 standard deviation over the seeds when
+a cell has two or more, else +-1 standard error of the held-out metric over its evaluation windows (one seed:
+evaluation noise only, which understates the spread).
 """
 
 from __future__ import annotations
@@ -51,41 +52,52 @@ def collect(experiment: Experiment, paths: SweepPaths) -> list[dict[str, Any]]:
             "loss": lm.get("loss"), "loss_stderr": lm.get("loss_stderr"), "accuracy": lm.get("accuracy"),
             "accuracy_stderr": lm.get("accuracy_stderr"), "perplexity": lm.get("perplexity"),
             "primary": record.primary.value, "primary_name": record.evaluation.primary_aggregate,
+            **_over_seeds(record),
         })  # fmt: skip
     return rows
 
 
+def _over_seeds(record: Any) -> dict[str, Any]:
+    """The number of replicate seeds, and each metric's mean and standard deviation over them (None with one)."""
+    runs = record.replicates.runs if record.replicates else ()
+    own = {"loss": record.evaluation.heldout_lm.get("loss"), "accuracy": record.evaluation.heldout_lm.get("accuracy"),
+           "perplexity": record.evaluation.heldout_lm.get("perplexity"), "primary": record.primary.value}  # fmt: skip
+    out: dict[str, Any] = {"seeds": max(len(runs), 1)}
+    for key, value in own.items():
+        per_seed = [r.aggregates.get(record.evaluation.primary_aggregate) if key == "primary" else
+                    r.heldout_lm.get(key) for r in runs]  # fmt: skip
+        values = per_seed if len(runs) > 1 and None not in per_seed else [value] if value is not None else []
+        out[f"{key}_mean"] = sum(values) / len(values) if values else None  # type: ignore[arg-type]
+        out[f"{key}_sd"] = _sd(values)  # type: ignore[arg-type]
+    return out
+
+
+def _sd(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
 def summarise(experiment: Experiment, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows grouped over replicate seeds: mean, band (see the module docstring) and the number of seeds."""
+    """One line per cell: its levels, figures, the number of seeds, each metric's mean over the seeds and its band
+    (see the module docstring)."""
     varied = [f for f in experiment.factors.present() if f != "seed"]
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[tuple(row[f] for f in varied)].append(row)
     out = []
-    for levels, members in groups.items():
-        s: dict[str, Any] = dict(zip(varied, levels, strict=True))
-        s["seeds"] = len(members)
+    for row in rows:
+        s: dict[str, Any] = {f: row[f] for f in varied}
+        s["seeds"] = row["seeds"]
         for key in ("tokens_seen", "unique_tokens", "unique_passes", "copy_share"):
-            s[key] = _mean([m[key] for m in members])
+            s[key] = row[key]
         for key, _label, _hib in METRICS:
-            values = [m[key] for m in members if m[key] is not None]
-            s[key] = _mean(values)
-            s[f"{key}_band"] = _band(key, values, members)
+            s[key] = row[f"{key}_mean"]
+            s[f"{key}_band"] = row[f"{key}_sd"] if row[f"{key}_sd"] is not None else _band(key, row)
         out.append(s)
     return out
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _band(key: str, values: list[float], members: list[dict[str, Any]]) -> float | None:
-    if len(values) >= 2:
-        mean = sum(values) / len(values)
-        return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    if len(members) != 1:
-        return None
-    m = members[0]
+def _band(key: str, m: dict[str, Any]) -> float | None:
+    """One seed: the standard error of the held-out metric over its evaluation windows."""
     if key in ("loss", "accuracy"):
         return m.get(f"{key}_stderr")
     if key == "perplexity" and m["loss_stderr"] is not None and m["perplexity"] is not None:
@@ -99,14 +111,14 @@ def markdown(experiment: Experiment, summary: list[dict[str, Any]], total: int, 
     metric_cols = [k for k, _l, _h in METRICS]
     head = cols + [f"{k} (± band)" for k in metric_cols]
     lines = [f"# {experiment.name}", "", experiment.description, "",
-             f"{len(summary)} cells reported ({total} finished cells incl. replicates), track {experiment.track}.",
+             f"{len(summary)} of {total} cells finished, track {experiment.track}.",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
     for s in summary:
         cells = [f"{s[c]:g}" if c in varied else fmt_value(s[c]) for c in cols]
         cells += [fmt_value(s[k]) + ("" if s[f"{k}_band"] is None else f" ± {s[f'{k}_band']:.4f}") for k in metric_cols]
         lines.append("| " + " | ".join(cells) + " |")
     lines += _relative(experiment, summary, varied)
-    lines += ["", "Band: ±1 s.d. over replicate seeds where a cell has 2 or more, else ±1 s.e. over the held-out "
+    lines += ["", "Band: ±1 s.d. over the cell's replicate seeds where it has 2 or more, else ±1 s.e. over the held-out "
               f"evaluation windows (one seed). The primary aggregate is {primary}."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -142,7 +154,8 @@ def write_report(experiment: Experiment, paths: SweepPaths) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = {"markdown": out / "results.md", "csv": out / "results.csv", "json": out / "results.json",
              "cells_csv": out / "cells.csv"}  # fmt: skip
-    files["markdown"].write_text(markdown(experiment, summary, len(rows), rows[0]["primary_name"]), encoding="utf-8")
+    total = len(experiment.cells())
+    files["markdown"].write_text(markdown(experiment, summary, total, rows[0]["primary_name"]), encoding="utf-8")
     _csv(files["csv"], summary)
     _csv(files["cells_csv"], rows)
     blob = {"experiment": experiment.name, "description": experiment.description, "track": experiment.track,

@@ -13,7 +13,7 @@ size = [1.0, 0.5, 0.25]               # share of the base subset's documents kep
 duplication = [0.0, 0.25, 0.5]        # share of the documents replaced by copies of the others, same tokens
 filter = [0.1, 0.3, 1.0]              # keep the top fraction by [filter].column
 scale = [1, 2, 4]                     # compute multipliers of the track (nano-2x, nano-4x)
-seed = [124, 125]                     # replicate seeds of the recipe (always crossed with every cell)
+seed = [124, 125]                     # replicate seeds: each cell is one entry with these replicates (own seed first)
 [filter]
 scores = "scores/sandbox"             # `harness score` output: Parquet files keyed by pool id
 column = "compression"
@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from harness.config import ConfigError, doc, from_dict, read_toml
 
-#: Factors in the order the cells apply them (seed last: replicates of every cell).
+#: Factors in the order the cells apply them (seed last: not a cell of its own, the replicates of every cell).
 FACTORS = ("filter", "size", "duplication", "scale", "seed")
 #: Base subsets that the harness can build itself: the whole pool, or one of the demo's baseline scripts.
 RECIPES = ("pool", "random", "dedup", "quality")
@@ -68,7 +68,11 @@ class Factors:
         default=(),
     )
     scale: tuple[float, ...] = doc("Compute multipliers of the track's token budget (> 0).", default=())
-    seed: tuple[int, ...] = doc("Replicate seeds of the training recipe (initialisation and data order).", default=())
+    seed: tuple[int, ...] = doc(
+        "Replicate seeds of every cell (initialisation and data order), the track's own seed first: each cell is one "
+        "entry trained at each seed (`harness submit` with these seeds), its record keeping their spread.",
+        default=(),
+    )
 
     def __post_init__(self) -> None:
         ranges = {"filter": (0, 1, False), "size": (0, 1, False), "duplication": (0, 1, True)}
@@ -132,7 +136,7 @@ class Experiment:
         return p if p.is_absolute() else self.folder / p
 
     def cells(self) -> list[Cell]:
-        """Every cell of the design, in a stable order (replicate seeds innermost)."""
+        """Every cell of the design, in a stable order (replicate seeds are each cell's own, not cells)."""
         varied = [f for f in self.factors.present() if f != "seed"]
         if self.design == "grid":
             combos = [dict(zip(varied, levels, strict=True)) for levels in itertools.product(
@@ -140,8 +144,7 @@ class Experiment:
         else:
             reference = {f: getattr(self.factors, f)[0] for f in varied}
             combos = [reference] + [{**reference, f: v} for f in varied for v in getattr(self.factors, f)[1:]]
-        seeds = self.factors.seed or (None,)
-        return [Cell(self, {**combo, **({"seed": s} if s is not None else {})}) for combo in combos for s in seeds]
+        return [Cell(self, combo) for combo in combos]
 
 
 @dataclass(frozen=True)
@@ -170,13 +173,10 @@ class Cell:
 
     @property
     def track(self) -> str:
-        """The cell's track: the experiment's, multiplied and re-seeded (harness.tracks)."""
-        from harness.tracks import derived_name, get_track
+        """The cell's track: the experiment's, multiplied by the scale factor (harness.tracks)."""
+        from harness.tracks import derived_name
 
-        seed = self.levels.get("seed")
-        if seed is not None and int(seed) == get_track(self.experiment.track).recipe.seed:
-            seed = None  # the track's own seed is the track itself
-        return derived_name(self.experiment.track, self.levels.get("scale", 1.0), None if seed is None else int(seed))
+        return derived_name(self.experiment.track, self.levels.get("scale", 1.0))
 
 
 def _show(factor: str, value: float) -> str:
@@ -221,7 +221,12 @@ def load_experiment(path: str | Path) -> Experiment:
     experiment = from_dict(Experiment, {**data, "source": str(path)}, str(path))
     if experiment.name != path.stem:
         raise ConfigError(f"{path}: 'name' is {experiment.name!r} but the file is named {path.stem!r}")
-    get_track(experiment.track)  # an unknown track answers with did-you-mean
+    own = get_track(experiment.track).recipe.seed  # an unknown track answers with did-you-mean
+    if experiment.factors.seed and experiment.factors.seed[0] != own:
+        raise ConfigError(
+            f"{path}: 'factors.seed' must start with track {experiment.track}'s own seed {own} (each cell's entry is "
+            f"its run at that seed; the other seeds are its replicates), got {list(experiment.factors.seed)}"
+        )
     for cell in experiment.cells():
         try:
             get_track(cell.track)

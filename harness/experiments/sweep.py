@@ -224,7 +224,7 @@ def run_cell(experiment: Experiment, paths: SweepPaths, cell: Cell, device: str 
     opts = SubmitOptions(
         track=cell.track, subset=str(paths.cell(cell) / "subset.jsonl"), name=f"{experiment.name}: {cell.label}",
         description=f"Cell {cell.key} of experiment {experiment.name}: {experiment.description}",
-        run_dir=str(paths.root / "runs"), results=paths.results, device=device,
+        run_dir=str(paths.root / "runs"), results=paths.results, device=device, seeds=experiment.factors.seed,
     )  # fmt: skip
     result = submit(opts)
     assert result.record is not None

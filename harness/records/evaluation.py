@@ -97,9 +97,15 @@ class ReplicateRun:
         "Per-example outcomes by task and subtask, packed (harness.analysis.stats.pack_examples), for paired comparisons.",
         default_factory=dict,
     )
+    heldout_lm: dict[str, float] = doc(
+        "This replicate's held-out language-model metrics (loss, accuracy, perplexity, ...; empty before they were "
+        "kept per replicate).",
+        default_factory=dict,
+    )
 
     def __post_init__(self) -> None:
         _check_numbers("tasks", self.tasks)
+        _check_numbers("heldout_lm", self.heldout_lm)
         _check_numbers("aggregates", {k: v for k, v in self.aggregates.items() if v is not None})
 
 

@@ -41,6 +41,11 @@ class SubmitOptions:
     device: str | None = doc("Training/evaluation device (default: cuda when available, else cpu).", default=None)
     skip_evaluate: bool = doc("Stop after training (no evaluation and no record).", default=False)
     replicates: int = doc("Train with the track's first K seeds; the record keeps each and their spread.", default=1)
+    seeds: tuple[int, ...] = doc(
+        "Replicate seeds in order, the track's official seed first (sweeps pass their seed factor); default: the "
+        "track's first `replicates` [recipe] seeds.",
+        default=(),
+    )
 
     def __post_init__(self) -> None:
         from harness.fields import submission_problems
@@ -53,6 +58,20 @@ class SubmitOptions:
         )  # fmt: skip
         if problems:  # refused before any work starts, not after training
             raise UsageError("the submission's fields are not acceptable: " + "; ".join(problems))
+
+    def replicate_seeds(self, track: Track) -> tuple[int, ...]:
+        """The seeds this submission trains with: `seeds`, else the track's first `replicates`; a clear error for
+        a wrong count, a repeated seed, or a first seed that is not the track's own (the entry's own run)."""
+        if not self.seeds:
+            return seeds_for(track, self.replicates)
+        if self.seeds[0] != track.recipe.seed or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise UsageError(
+                f"replicate seeds {list(self.seeds)}: give distinct non-negative seeds starting with track "
+                f"{track.name}'s own seed {track.recipe.seed} (the entry's own run); replicates follow it"
+            )
+        if self.replicates not in (1, len(self.seeds)):
+            raise UsageError(f"--replicates {self.replicates} disagrees with the {len(self.seeds)} seeds given")
+        return self.seeds
 
     @property
     def display_name(self) -> str:

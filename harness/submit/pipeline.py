@@ -36,6 +36,8 @@ def stage_record(sub: Submission) -> Record:
         return {"record": "record.json", "stored_at": where}
 
     meta = {k: getattr(sub.options, k) for k in ("name", "authors", "description", "link", "results", "replicates")}
+    if sub.options.seeds:  # explicit seeds (sweeps); absent otherwise, so earlier runs' markers stay valid
+        meta["seeds"] = list(sub.options.seeds)
     out = run_stage(sub, "record", {"submission": meta}, work)
     return Record.from_json((sub.stage_dir("record") / out["record"]).read_text(), "record.json")
 
@@ -66,10 +68,11 @@ def submit(
     if not opts.skip_evaluate:
         say("evaluate")
         stage_evaluate(sub, progress)
-        if opts.replicates > 1:
+        seeds = opts.replicate_seeds(sub.track)
+        if len(seeds) > 1:
             from harness.submit.replicates import run_replicates
 
-            run_replicates(sub, opts.replicates, progress, say)
+            run_replicates(sub, seeds, progress, say)
         say("record")
         record = stage_record(sub)
         if opts.leaderboard:

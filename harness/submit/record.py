@@ -107,7 +107,7 @@ def build_record(sub: Submission) -> Record:
             "curve": _curve(Path(tr["log"])),
         },
         "evaluation": evaluation_for_record(evaluation),
-        "replicates": replicates_block(sub, opts.replicates),
+        "replicates": replicates_block(sub, opts.replicate_seeds(track)),
         "contamination": val["contamination"],
     }
     return Record.from_data(data, "<new record>")

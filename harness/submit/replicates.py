@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.submit.options import seeds_for
 from harness.submit.stages import Submission, stage_evaluate, stage_tokenize, stage_train
 
 if TYPE_CHECKING:
@@ -44,11 +43,11 @@ def replicate_dir(sub: Submission, seed: int) -> Path:
     return sub.run_dir / f"replicate-{seed}"
 
 
-def run_replicates(sub: Submission, k: int, progress: Progress | None, say: Any) -> list[Path]:
+def run_replicates(sub: Submission, seeds: tuple[int, ...], progress: Progress | None, say: Any) -> list[Path]:
     """Train and evaluate replicates 2..k (each stage resumable); returns every replicate's eval.json, the
     entry's own first."""
     evals = [sub.stage_dir("evaluate") / "eval.json"]
-    seeds = seeds_for(sub.track, k)
+    k = len(seeds)
     for n, seed in enumerate(seeds[1:], start=2):
         rep = Replicate(sub.options, with_seed(sub.track, seed), replicate_dir(sub, seed), sub.entry_id,
                         home=sub.run_dir)  # fmt: skip
@@ -61,12 +60,16 @@ def run_replicates(sub: Submission, k: int, progress: Progress | None, say: Any)
     return evals
 
 
-def replicates_block(sub: Submission, k: int) -> dict[str, Any]:
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def replicates_block(sub: Submission, seeds: tuple[int, ...]) -> dict[str, Any]:
     """The record's `replicates` block from the k replicates' eval.json and training results."""
     from harness.analysis.stats import bootstrap_intervals, mean_over_replicates, pack_examples, spread
     from harness.evaluate.suites import get_suite
 
-    seeds = seeds_for(sub.track, k)
+    k = len(seeds)
     runs, evals = [], []
     for n, seed in enumerate(seeds):
         folder = sub.run_dir if n == 0 else replicate_dir(sub, seed)
@@ -79,6 +82,7 @@ def replicates_block(sub: Submission, k: int) -> dict[str, Any]:
             "tasks": {t: v["accuracy"] for t, v in evaluation["tasks"].items() if v["accuracy"] is not None},
             "aggregates": {a: v["value"] for a, v in evaluation["aggregates"].items()},
             "examples": {t: pack_examples(v.get("examples") or {}) for t, v in evaluation["tasks"].items()},
+            "heldout_lm": {m: v for m, v in (evaluation.get("heldout_lm") or {}).items() if _finite(v)},
         })  # fmt: skip
     # Evaluation-example variance of the replicate mean: bootstrap over the examples' replicate-mean outcomes.
     tasks = [t for t, v in evals[0]["tasks"].items() if all(e["tasks"].get(t, {}).get("examples") for e in evals)]

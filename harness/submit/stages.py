@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from harness.config import to_dict
 from harness.errors import HarnessError
 from harness.io.files import write_json_atomic
-from harness.submit.options import StageFailed, SubmitOptions, SubsetInvalid, seeds_for
+from harness.submit.options import StageFailed, SubmitOptions, SubsetInvalid
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -138,7 +138,7 @@ def prepare(opts: SubmitOptions, progress: Progress | None = None) -> Submission
     from harness.tracks import get_track
 
     track = get_track(opts.track)
-    seeds_for(track, opts.replicates)  # a wrong --replicates fails before any work
+    opts.replicate_seeds(track)  # a wrong --replicates or seed list fails before any work
     root = Path(opts.run_dir) / track.name
     sweep_tree(root)  # temporary files of killed runs (live runs' files are left alone)
     print_ = fingerprint(opts.subset)
