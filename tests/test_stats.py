@@ -12,6 +12,7 @@ import pytest
 from harness.analysis.compare import NotComparable, compare_records
 from harness.analysis.stats import (
     bootstrap_intervals,
+    difference,
     metric_of,
     pack_examples,
     resampled_task,
@@ -111,7 +112,7 @@ def test_compare_verdicts_on_known_differences() -> None:
 def test_compare_with_single_replicates_says_what_the_interval_covers() -> None:
     a, b = replicated(4, "a", [0.6], bpb=2.0), replicated(5, "b", [0.6], bpb=2.0)
     d = compare_records(a, b).differences[0]
-    assert d.seed_stderr == 0 and "seed spread unknown" in d.note
+    assert d.seed_stderr == 0 and "seed spread unknown" in d.note and d.verdict == "no verdict"
     c = replicated(6, "c", [0.55, 0.65, 0.6], bpb=2.0)
     d = compare_records(a, c).differences[0]
     assert d.seed_stderr > 0 and "taken from the other side" in d.note
@@ -167,3 +168,45 @@ def test_compare_unknown_entry_and_unfinished_run_folder(tmp_path: Path, capsys:
     (tmp_path / "run").mkdir()
     assert main(["compare", str(tmp_path / "run"), "debug-111111111111", "--results", str(tmp_path)]) == 2
     assert "without record/record.json" in capsys.readouterr().err
+
+
+#: Monte-Carlo draws per replicate count in the false-positive simulation, and the tolerance on the 5% level:
+#: 3 binomial standard errors of a rate of 5% over that many draws (sqrt(0.05 * 0.95 / 4000) = 0.34%).
+FP_DRAWS = 4000
+FP_TOLERANCE = 3 * np.sqrt(0.05 * 0.95 / FP_DRAWS)
+
+
+def test_one_replicate_each_gives_no_verdict_and_says_what_would_decide() -> None:
+    d = difference("x", "v1", True, [0.61], [0.40], None)  # a large gap, but no seed noise measured on either side
+    assert d.verdict == "no verdict" and "--replicates" in d.note and "seed spread unknown" in d.note
+    d = difference("x", "v1", True, [0.61], [0.40], np.random.default_rng(0).normal(0, 0.01, 1000))
+    assert d.verdict == "no verdict" and d.low < d.diff < d.high  # examples-only interval shown, never decided
+    d = difference("x", "v1", True, [0.5, 0.5], [0.4, 0.4], None)  # zero-width interval: no noise measured at all
+    assert d.high == d.low and d.verdict == "no verdict" and "zero width" in d.note
+
+
+def test_borrowed_seed_variance_counts_its_degrees_of_freedom_once() -> None:
+    """1 vs k: B's variance s^2 stands for both sides, s^2 (1 + 1/k), one estimate with k - 1 df: an exact t."""
+    b = [0.30, 0.34, 0.32]
+    d = difference("x", "v1", True, [0.40], b, None)
+    half = (d.high - d.low) / 2
+    assert half == pytest.approx(4.303 * 0.02 * np.sqrt(1 + 1 / 3), rel=1e-3)  # t with 2 df, not 4
+    assert "2 degrees of freedom" in d.note
+
+
+@pytest.mark.parametrize(
+    "sides", [(1, k) for k in range(2, 6)] + [(k, 1) for k in (2, 5)] + [(k, k) for k in range(2, 6)]
+)
+def test_false_positive_rate_at_equal_means_is_at_most_five_percent(sides: tuple[int, int]) -> None:
+    """Both sides drawn from one distribution (seed noise only): compare's verdicts are wrong at most 5% of the time
+    (within FP_TOLERANCE) for every replicate count it decides; before issue 24, 1 vs 1 said 'better' every time
+    and 1 vs k counted the borrowed variance's degrees of freedom twice."""
+    ka, kb = sides
+    rng = np.random.default_rng([24, ka, kb])
+    wrong = 0
+    for _ in range(FP_DRAWS):
+        v = rng.normal(0.5, 0.02, ka + kb)
+        verdict = difference("x", "v1", True, v[:ka], v[ka:], None).verdict
+        assert verdict != "no verdict"
+        wrong += verdict != "not distinguishable at 95%"
+    assert wrong / FP_DRAWS <= 0.05 + FP_TOLERANCE

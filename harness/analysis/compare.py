@@ -4,6 +4,10 @@ A and B are entry ids (looked up in the results store), record files or run fold
 Both must be on the same track version and carry the same aggregate versions, and both need the `replicates`
 block that records of schema 2 carry. The interval combines the seed variance of both replicate means (Welch)
 and the evaluation-example variance of the difference, paired over the same examples (harness.analysis.stats).
+An entry with one replicate borrows the other entry's seed variance (its degrees of freedom counted once); with one
+replicate on each side the seed noise is unknown and the verdict is "no verdict", with the replicates that would
+decide it. At equal means the verdicts are wrong at most 5% of the time for every replicate count they are given
+(tests/test_stats.py simulates it).
 """
 
 from __future__ import annotations

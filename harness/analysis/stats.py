@@ -141,10 +141,10 @@ class Spread:
 
 def t_quantile(df: float, level: float = LEVEL) -> float:
     """Two-sided Student t quantile (normal when df is infinite)."""
-    from scipy.stats import norm, t
+    from scipy.special import ndtri, stdtrit  # the quantile functions themselves: scipy.stats' wrappers cost 0.5 ms
 
     q = 1 - (1 - level) / 2
-    return float(norm.ppf(q) if not math.isfinite(df) else t.ppf(q, df))
+    return float(ndtri(q) if not math.isfinite(df) else stdtrit(df, q))
 
 
 def spread(values: Sequence[float], example_stderr: float = 0.0) -> Spread:
@@ -190,12 +190,25 @@ class Difference:
     note: str = ""
 
 
+#: Verdict where the interval cannot decide: seed noise unknown on both sides, or an interval of zero width.
+NO_VERDICT = "no verdict"
+NOT_DISTINGUISHABLE = "not distinguishable at 95%"
+#: What decides a comparison of one replicate against one: the seed spread measured on at least one side.
+NEEDS_SEEDS = (
+    "seed spread unknown (one replicate each), so no verdict: the interval covers evaluation examples only; "
+    "re-run `harness submit` on one entry's subset with --replicates 2 or more to decide it (one degree of freedom: "
+    "a wide interval), or on both with --replicates 3 (a t quantile of 2.8 instead of 12.7)"
+)
+
+
 def verdict_of(low: float, high: float, higher_is_better: bool) -> str:
+    if high - low <= 0:
+        return NO_VERDICT  # an interval of zero width measures no noise: any nonzero difference would "win"
     if low > 0:
         return "A better" if higher_is_better else "B better"
     if high < 0:
         return "B better" if higher_is_better else "A better"
-    return "not distinguishable at 95%"
+    return NOT_DISTINGUISHABLE
 
 
 def paired_example_draws(suite: Any, ex_a: Mapping[str, Examples], ex_b: Mapping[str, Examples]) -> dict[str, Any]:
@@ -216,27 +229,36 @@ def paired_example_draws(suite: Any, ex_a: Mapping[str, Examples], ex_b: Mapping
     return {n: agg_a[n].value - agg_b[n].value for n in agg_a if agg_a[n].value is not None}
 
 
+def seed_parts(values_a: Sequence[float], values_b: Sequence[float]) -> tuple[list[tuple[float, int]], str]:
+    """The seed variance of mean(A) - mean(B) as (variance, degrees of freedom) parts, and a note.
+
+    2+ replicates a side: Welch, one part per side with k - 1 df. One replicate on one side: that side borrows the
+    other side's seed variance s^2, so the variance is s^2 (1/ka + 1/kb), ONE estimate with k - 1 df (two parts
+    would count its degrees of freedom twice: an interval too narrow). One replicate each: no parts (unknown)."""
+    ka, kb = len(values_a), len(values_b)
+    if ka > 1 and kb > 1:
+        var_a, var_b = float(np.var(values_a, ddof=1)), float(np.var(values_b, ddof=1))
+        return [(var_a / ka, ka - 1), (var_b / kb, kb - 1)], ""
+    if ka == 1 and kb == 1:
+        return [], NEEDS_SEEDS
+    known = values_b if ka == 1 else values_a
+    s2 = float(np.var(known, ddof=1))
+    note = (
+        f"one side has one replicate: its seed variance is taken from the other side's {len(known)} "
+        f"(t with {len(known) - 1} degrees of freedom)"
+    )
+    return [(s2 * (1 / ka + 1 / kb), len(known) - 1)], note
+
+
 def difference(
     name: str, version: str, higher_is_better: bool, values_a: Sequence[float], values_b: Sequence[float],
     example_draws: np.ndarray | None,
 ) -> Difference:  # fmt: skip
-    """A - B with a 95% interval: seed variance of both means (Welch) plus the paired example variance."""
-    ka, kb = len(values_a), len(values_b)
-    var_a = float(np.var(values_a, ddof=1)) if ka > 1 else None
-    var_b = float(np.var(values_b, ddof=1)) if kb > 1 else None
-    notes = []
-    if var_a is None or var_b is None:
-        known = var_a if var_a is not None else var_b
-        if known is None:
-            notes.append("seed spread unknown (one replicate each): the interval covers evaluation examples only")
-        else:
-            notes.append("one side has one replicate: its seed variance is taken from the other side")
-        var_a = known if var_a is None else var_a
-        var_b = known if var_b is None else var_b
-        var_a, var_b = var_a or 0.0, var_b or 0.0
-    parts = [(var_a / ka, max(ka - 1, 1) if ka > 1 else max(kb - 1, 1)),
-             (var_b / kb, max(kb - 1, 1) if kb > 1 else max(ka - 1, 1))]  # fmt: skip
-    seed_var = parts[0][0] + parts[1][0]
+    """A - B with a 95% interval: seed variance of both means (Welch, or borrowed; see seed_parts) plus the paired
+    example variance. No verdict where seed noise is unknown on both sides or the interval has zero width."""
+    parts, seed_note = seed_parts(values_a, values_b)
+    notes = [seed_note] if seed_note else []
+    seed_var = sum(v for v, _ in parts)
     ex_var = float(np.var(example_draws, ddof=1)) if example_draws is not None else 0.0
     if example_draws is None:
         notes.append("no per-example outcomes: the interval covers seed variance only")
@@ -244,7 +266,10 @@ def difference(
     diff = float(np.mean(values_a) - np.mean(values_b))
     half = t_quantile(welch_df(parts, total)) * math.sqrt(total) if total > 0 else 0.0
     low, high = diff - half, diff + half
+    verdict = verdict_of(low, high, higher_is_better) if parts else NO_VERDICT
+    if verdict == NO_VERDICT and parts:
+        notes.append("the interval has zero width (no spread measured at all): no verdict")
     return Difference(
         name, version, higher_is_better, spread(values_a), spread(values_b), diff, low, high,
-        math.sqrt(seed_var), math.sqrt(ex_var), verdict_of(low, high, higher_is_better), "; ".join(notes),
+        math.sqrt(seed_var), math.sqrt(ex_var), verdict, "; ".join(notes),
     )  # fmt: skip
