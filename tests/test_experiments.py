@@ -58,24 +58,58 @@ def test_size_fraction_is_an_exact_seeded_sample(fraction: float) -> None:
     assert list(sample_fraction(docs, fraction, seed=3).ids) == list(out.ids)  # seeded: the same sample again
 
 
+@pytest.mark.parametrize("sources", [1, 3])
 @pytest.mark.parametrize("rate", [0.0, 0.25, 0.5, 0.75, 1.0])
-def test_duplication_replaces_that_share_with_copies_at_the_same_tokens(rate: float, tmp_path: Path) -> None:
+def test_duplication_replaces_that_share_with_copies_of_k_documents_at_the_same_tokens(
+    rate: float, sources: int, tmp_path: Path
+) -> None:
+    """The study's intervention (issue 24): r of the documents replaced by copies of k chosen ones (the study: one
+    story). Until issue 24 the copies went round-robin over every kept document, which is the size axis again; the
+    assertions on that spread were of the wrong behaviour and are replaced by these."""
     docs = _docs()
     n, total = len(docs), int(docs.tokens.sum())
-    repeats = duplicate(docs, rate, seed=5)
+    repeats = duplicate(docs, rate, seed=5, sources=sources)
     figures = write_subset(docs, repeats, tmp_path / "subset.jsonl")
     # measured on the written file, not on the arrays
     lines = [json.loads(line) for line in (tmp_path / "subset.jsonl").read_text().splitlines()]
     by_id = dict(zip(docs.ids, docs.tokens, strict=True))
     written = {d["id"]: d.get("repeat", 1) for d in lines}
-    assert len(written) == len(lines) == max(1, n - round(rate * n))  # distinct documents kept: exact
+    replaced = round(rate * n)
+    assert len(written) == len(lines) == max(sources, n - replaced)  # distinct documents: the study's count, exact
     tokens = sum(by_id[i] * k for i, k in written.items())
-    assert abs(tokens - total) <= docs.tokens.max() / 2  # same total tokens, within half a document
+    copied = {i: k for i, k in written.items() if k > 1}
+    assert abs(tokens - total) <= max([by_id[i] for i in copied], default=0) / 2  # same tokens, within half a copy
     assert figures["tokens"] == tokens and figures["unique_documents"] == len(written)
-    copies = np.array(list(written.values())) - 1
-    assert copies.max() - copies.min() <= 1  # copies spread round-robin over the kept documents
+    if replaced:
+        assert 1 <= len(copied) <= sources  # only the chosen documents are copied ...
+        counts = [written[i] for i in copied]
+        assert max(counts) - min(counts) <= 1 or len(copied) == 1  # ... round-robin over them
+        assert sum(k > 1 for k in written.values()) == len(copied)
+    else:
+        assert not copied and tokens == total
+    copy_tokens = sum(by_id[i] * (k - 1) for i, k in written.items())
+    assert copy_tokens / tokens == pytest.approx(figures["copy_token_share"])
+    replaced_tokens = total - sum(by_id[i] for i in written)
+    assert abs(copy_tokens - replaced_tokens) <= max([by_id[i] for i in copied], default=0) / 2
+    assert figures["copy_token_share"] == pytest.approx(rate, abs=0.05)  # a seeded sample: r of the tokens
     share = (sum(written.values()) - len(written)) / sum(written.values())
-    assert share == pytest.approx(figures["copy_share"]) and share == pytest.approx(rate, abs=0.03)
+    assert share == pytest.approx(figures["copy_share"])
+
+
+def test_duplication_sources_is_read_from_the_experiment_file(tmp_path: Path) -> None:
+    body = 'duplication_sources = 4\n[base]\nrecipe = "random"\n[factors]\nduplication = [0.0, 0.5]\n'
+    assert load_experiment(_write(tmp_path, body)).duplication_sources == 4
+
+
+def test_full_duplication_keeps_one_document_as_the_study() -> None:
+    docs = _docs(200)
+    repeats = duplicate(docs, 1.0, seed=0)
+    assert (repeats > 0).sum() == 1  # the study's 100% cell: every story a copy of one
+    assert repeats[repeats > 0][0] * docs.tokens[repeats > 0][0] == pytest.approx(docs.tokens.sum(), abs=200)
+    assert list(duplicate(docs, 0.5, seed=0)) == list(duplicate(docs, 0.5, seed=0))  # seeded
+    assert (duplicate(docs, 0.5, seed=0) > 1).sum() == 1 and (duplicate(docs, 0.5, seed=0) > 0).sum() == 100
+    with pytest.raises(TransformError, match="duplication_sources = 201"):
+        duplicate(docs, 0.5, seed=0, sources=201)
 
 
 def test_levels_that_leave_nothing_are_refused() -> None:
@@ -100,6 +134,7 @@ def test_shipped_experiments_load_and_span_their_designs() -> None:
     caf = load_experiment(EXPERIMENTS / "compute-aware-filtering.toml")
     assert len(caf.cells()) == 4 * 5
     assert {c.track for c in caf.cells()} == {"nano-0.25x", "nano-0.5x", "nano-0.75x", "nano", "nano-2x"}
+    assert qvq.duplication_sources == 1  # the study's one story, unless the file says otherwise
     for name in ("debug-quality-vs-quantity", "debug-compute-aware-filtering"):
         assert load_experiment(EXPERIMENTS / f"{name}.toml").track.startswith("debug")
 
@@ -115,6 +150,10 @@ def test_shipped_experiments_load_and_span_their_designs() -> None:
         ('[base]\nrecipe = "random"\n[factors]\nduplication = [0.5, 1.5]\n', "duplication' level 1.5 cannot be built"),
         ('[base]\nrecipe = "random"\n[factors]\nfilter = [0.5]\n', "needs a [filter] table"),
         ('[base]\nrecipe = "random"\n[factors]\n', "at least one factor"),
+        (
+            'duplication_sources = 0\n[base]\nrecipe = "random"\n[factors]\nduplication = [0.5]\n',
+            "'duplication_sources' must be at least 1 document",
+        ),
         ('[base]\nrecipe = "random"\n[factors]\nscale = [0.1]\n', "'recipe.warmup' (10) must be below the 6"),
         ('[base]\nrecipe = "random"\nsubset = "x.jsonl"\n[factors]\nsize = [1.0]\n', "exactly one of"),
     ],

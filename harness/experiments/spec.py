@@ -6,11 +6,13 @@ description = "..."
 track = "nano"
 design = "axes"                       # "grid": every combination; "axes": one factor at a time
 seed = 0                              # seed of the subset transformations
+duplication_sources = 1               # documents the duplication factor copies (1: the study's one story)
 [base]
 recipe = "quality"                    # pool | random | dedup | quality, or: subset = "path.jsonl"
 [factors]
 size = [1.0, 0.5, 0.25]               # share of the base subset's documents kept (a seeded sample)
-duplication = [0.0, 0.25, 0.5]        # share of the documents replaced by copies of the others, same tokens
+duplication = [0.0, 0.25, 0.5]        # share of the documents replaced by copies of duplication_sources chosen
+                                      # documents (default one), same total tokens
 filter = [0.1, 0.3, 1.0]              # keep the top fraction by [filter].column
 scale = [1, 2, 4]                     # compute multipliers of the track (nano-2x, nano-4x)
 seed = [124, 125]                     # replicate seeds: each cell is one entry with these replicates (own seed first)
@@ -22,6 +24,12 @@ column = "compression"
 In the "axes" design the first level of each factor is its reference: one cell holds every factor at its
 reference, and each other level is varied alone around it (the design of the quality/quantity study). Cells are
 applied in the order filter -> size -> duplication to the base subset's distinct documents.
+
+Duplication is the quality/quantity study's intervention (Sajith and Kathala 2024): a share r of the documents is
+replaced by copies of `duplication_sources` documents chosen (seeded) among the kept ones, one by default as in
+the study's released code, so a cell keeps exactly max(k, n - round(r n)) distinct documents and the same total
+tokens (harness.experiments.transforms.duplicate). It is not the size axis: copies of every kept document would
+only make each one more frequent, which is what a smaller size fraction already does.
 """
 
 from __future__ import annotations
@@ -64,7 +72,8 @@ class Factors:
     filter: tuple[float, ...] = doc("Filter strengths: keep the top fraction (0, 1] by [filter].column.", default=())
     size: tuple[float, ...] = doc("Size fractions (0, 1] of the base subset's documents.", default=())
     duplication: tuple[float, ...] = doc(
-        "Duplication rates [0, 1]: that share of the documents replaced by copies of the others, same tokens.",
+        "Duplication rates [0, 1]: that share of the documents replaced by copies of `duplication_sources` chosen "
+        "documents (one by default), same total tokens.",
         default=(),
     )
     scale: tuple[float, ...] = doc("Compute multipliers of the track's token budget (> 0).", default=())
@@ -116,6 +125,11 @@ class Experiment:
     factors: Factors = doc("The levels of each factor.")
     design: Literal["grid", "axes"] = doc("'grid': every combination; 'axes': one factor at a time.", default="grid")
     seed: int = doc("Seed of the subset transformations (sampling and duplication).", default=0)
+    duplication_sources: int = doc(
+        "Documents the duplication factor copies: a duplication level r replaces that share of the documents by "
+        "copies of this many documents chosen among the kept ones (1: the study's single story).",
+        default=1,
+    )
     filter: FilterScores | None = doc("Scores for the filter factor (required with it).", default=None)
     notes: str = doc("What the experiment asks and how it was sized.", default="")
     source: str = doc("The file it was read from (set by the loader).", default="")
@@ -125,6 +139,8 @@ class Experiment:
             raise ValueError("[factors] must give at least one factor")
         if self.factors.filter and self.filter is None:
             raise ValueError("the filter factor needs a [filter] table with 'scores' and 'column'")
+        if self.duplication_sources < 1:
+            raise ValueError(f"'duplication_sources' must be at least 1 document, got {self.duplication_sources}")
 
     @property
     def folder(self) -> Path:

@@ -5,10 +5,13 @@ and return how many times each document appears (0 = dropped), which `write_subs
 lines. Contracts (pinned by tests that measure the output):
 - filter f: exactly round(f n) documents, those with the highest scores (ties broken by id);
 - size s: exactly round(s n) documents, a seeded uniform sample;
-- duplication r: exactly max(1, n - round(r n)) distinct documents are kept (a seeded sample) and the other
-  round(r n) are replaced by copies of the kept ones, round-robin in a seeded order (so no document is copied
-  more than once more than any other), until the total tokens are as close as possible to the original total
-  (within half a document). The share of copies among the output's documents is then r up to document lengths.
+- duplication r with k sources (Sajith and Kathala 2024's intervention): round(r n) documents, a seeded sample, are
+  replaced by copies of k source documents (k = 1 by default: the study copies ONE story), drawn among the kept
+  ones; the copies go round-robin over the sources (no source copied more than once more than another) until the
+  total tokens are as close as possible to the original total (within half a source document's length). Distinct
+  documents: exactly max(k, n - round(r n)) (the study's n - r n; one story at r = 100% with k = 1). The copies'
+  share of the tokens is the replaced documents' share (r up to document lengths); their share of the documents
+  depends on the sources' lengths (`measure` reports both).
 A level that leaves no document is an error naming the level and the base size.
 """
 
@@ -68,32 +71,34 @@ def sample_fraction(docs: Docs, fraction: float, seed: int) -> Docs:
     return docs.take(np.sort(rng.choice(len(docs), size=k, replace=False)))
 
 
-def duplicate(docs: Docs, rate: float, seed: int) -> np.ndarray:
-    """Repeat count per document (0 = replaced) for duplication rate `rate` (see the module docstring)."""
+def duplicate(docs: Docs, rate: float, seed: int, sources: int = 1) -> np.ndarray:
+    """Repeat count per document (0 = replaced) for duplication rate `rate` with `sources` copied documents (see the
+    module docstring)."""
     n = len(docs)
     if n == 0:
         raise TransformError("duplication needs a non-empty subset")
     if not 0 <= rate <= 1:
         raise TransformError(f"duplication rate {rate:g} cannot be built: it must lie in [0, 1]")
+    if not 1 <= sources <= n:
+        raise TransformError(
+            f"duplication_sources = {sources} cannot be built on a subset of {n:,} documents: it must lie in [1, {n}]"
+        )
     repeats = np.zeros(n, np.int64)
     replaced = round(rate * n)
     if replaced == 0:
         repeats[:] = 1
         return repeats
     rng = np.random.default_rng([seed, 2])
-    kept = np.sort(rng.choice(n, size=max(1, n - replaced), replace=False))
+    kept = np.sort(rng.choice(n, size=max(sources, n - replaced), replace=False))
     repeats[kept] = 1
-    target = int(docs.tokens.sum())
-    kept_tokens = docs.tokens[kept]
-    cycle = int(kept_tokens.sum())
-    missing = target - cycle
-    full = missing // cycle  # whole round-robin rounds of copies
-    repeats[kept] += full
-    rest = missing - full * cycle
-    order = kept[rng.permutation(len(kept))]
-    cum = np.concatenate([[0], np.cumsum(docs.tokens[order])])
-    j = int(np.argmin(np.abs(cum - rest)))  # copies of the first j of this round bring the total closest
-    repeats[order[:j]] += 1
+    chosen = kept[rng.choice(len(kept), size=sources, replace=False)]  # the copied documents, in round-robin order
+    missing = int(docs.tokens.sum()) - int(docs.tokens[kept].sum())  # the replaced documents' tokens
+    cycle = int(docs.tokens[chosen].sum())
+    full = missing // cycle  # whole rounds of copies over the sources
+    repeats[chosen] += full
+    cum = np.concatenate([[0], np.cumsum(docs.tokens[chosen])])
+    j = int(np.argmin(np.abs(cum - (missing - full * cycle))))  # copies of the first j sources come closest
+    repeats[chosen[:j]] += 1
     return repeats
 
 
@@ -106,13 +111,16 @@ def write_subset(docs: Docs, repeats: np.ndarray, out: Path) -> dict[str, float]
 
 
 def measure(docs: Docs, repeats: np.ndarray) -> dict[str, float]:
-    """Documents (with repeats), distinct documents, tokens, distinct tokens and the share of copies."""
+    """Documents (with repeats), distinct documents, tokens, distinct tokens and the copies' share of the documents
+    and of the tokens."""
     kept = repeats > 0
     documents = int(repeats.sum())
+    tokens = int((docs.tokens * repeats).sum())
     return {
         "documents": documents,
         "unique_documents": int(kept.sum()),
-        "tokens": int((docs.tokens * repeats).sum()),
+        "tokens": tokens,
         "unique_tokens": int(docs.tokens[kept].sum()),
         "copy_share": (documents - int(kept.sum())) / documents if documents else 0.0,
+        "copy_token_share": int((docs.tokens * np.maximum(repeats - 1, 0)).sum()) / tokens if tokens else 0.0,
     }
