@@ -16,6 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
     fit = verbs.add_parser("fit", help="fit both laws; print parameters with uncertainty and the held-out error")
     _common(fit)
+    fit.add_argument(
+        "--bootstrap", type=int, default=200, metavar="N",
+        help="cell resamples for the bootstrap parameter intervals (default 200; 0: delta method only)",
+    )  # fmt: skip
     fit.set_defaults(run=_fit)
     adv = verbs.add_parser("advise", help="rank subsets (filter strengths) for a token budget and plot the frontier")
     _common(adv)
@@ -41,11 +45,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _fit(args: argparse.Namespace) -> int:
     import json
+    from dataclasses import replace
     from pathlib import Path
 
     from rich.console import Console
 
     from harness.experiments.scaling import LAWS, FitError, fit
+    from harness.experiments.scaling_checks import bootstrap
     from harness.experiments.scaling_data import load_points, split_held_out
 
     console = Console()
@@ -62,6 +68,8 @@ def _fit(args: argparse.Namespace) -> int:
                 raise
             console.print(f"[yellow]{key}: not fitted[/]: {exc}")
             continue
+        if args.bootstrap > 0:
+            result = replace(result, bootstrap=bootstrap(result, train, resamples=args.bootstrap))
         results[key] = result
         _print_fit(console, result)
     save = Path(args.save) if args.save else data.default_save
@@ -82,10 +90,29 @@ def _print_fit(console: Any, result: Any) -> None:
     table = Table(title=f"{result.law}: {result.n_train} points, train RMSE {result.train_rmse:.4f}")
     table.add_column("parameter")
     table.add_column("value", justify="right")
-    table.add_column("± stderr", justify="right")
+    table.add_column("± stderr (delta method)", justify="right")
+    boot = (result.bootstrap or {}).get("parameters") or {}
+    if boot:
+        table.add_column(f"{result.bootstrap['level']:.0%} bootstrap over cells", justify="right")
     for name, value, se in zip(result.names, result.values, result.stderr, strict=True):
-        table.add_row(escape(name), f"{value:.5g}", f"{se:.2g}" if math.isfinite(se) else "not determined")
+        row = [escape(name), f"{value:.5g}", f"{se:.2g}" if math.isfinite(se) else "not determined"]
+        if boot:
+            iv = boot.get(name)
+            row.append(f"[{iv['low']:.4g}, {iv['high']:.4g}]" if iv else "not determined")
+        table.add_row(*row)
     console.print(table)
+    if result.bootstrap:
+        b = result.bootstrap
+        console.print(f"  bootstrap: {b['resamples']} cell resamples refitted ({b['failed']} failed); where it is "
+                      "wider than the delta method, the delta method understates the uncertainty")  # fmt: skip
+    g = result.goodness
+    if g is not None:
+        verdict = "fits within measurement noise" if g["fits_within_noise"] else (
+            f"does NOT fit within measurement noise: its residuals are {math.sqrt(g['chi2_per_dof']):.1f} times the "
+            "evaluation noise, so its errors understate how far its predictions can be off")  # fmt: skip
+        console.print(
+            f"  chi^2/dof {g['chi2_per_dof']:.2f} ({g['dof']} dof, p = {g['p_value']:.2g}): the law {verdict}"
+        )
     if not all(math.isfinite(se) for se in result.stderr):
         console.print("  not determined: no fitted point depends on it (a bucket never repeated) or it sits at its "
                       "bound (a floor of 0)")  # fmt: skip
@@ -101,8 +128,10 @@ def _advise(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rich.console import Console
+    from rich.markup import escape
 
-    from harness.experiments.scaling import LAWS, advise, fit, plot_frontier
+    from harness.experiments.scaling import LAWS, Point, advise, fit, plot_frontier
+    from harness.experiments.scaling_checks import depends_on
     from harness.experiments.scaling_data import load_points, split_held_out
 
     console = Console()
@@ -110,14 +139,22 @@ def _advise(args: argparse.Namespace) -> int:
     train, held, _ = split_held_out(data, args.hold_out_scale)
     result = fit(LAWS[args.law](data.groups), train, held)
     tokens = [q.tokens for q in data.points]
-    advice = advise(result, data.unique, args.budget, min(tokens) / 4, max(tokens) * 8)
+    low, high = min(tokens) / 4, max(tokens) * 8
+    advice = advise(result, data.unique, args.budget, low, high)
+    deps = dict(zip(data.unique, depends_on(result, [Point(g, args.budget, u, 1.0) for g, u in data.unique.items()]),
+                    strict=True))  # fmt: skip
+    if any(deps.values()):
+        return _refuse(console, result, data.unique, args.budget, advice, deps, low, high)
     console.print(f"[bold]{result.law}[/] at a budget of {args.budget:,.0f} tokens (best first):")
     for rank, (group, loss) in enumerate(advice.ranking, 1):
         passes = args.budget / data.unique[group]
         console.print(f"  {rank}. {group}: predicted loss {loss:.4f} ({passes:.1f} passes over its distinct tokens)")
     for c in advice.crossovers:
         kind = "a less aggressive filter starts to win" if c["less_aggressive"] else "a more aggressive one wins"
-        console.print(f"  crossover at {c['tokens']:,.0f} tokens: {c['to']} overtakes {c['from']} ({kind})")
+        at = [Point(g, c["tokens"], data.unique[g], 1.0) for g in (c["from"], c["to"])]
+        undetermined = sorted({n for d in depends_on(result, at) for n in d})
+        caveat = f"; not determined: depends on {escape(', '.join(undetermined))}" if undetermined else ""
+        console.print(f"  crossover at {c['tokens']:,.0f} tokens: {c['to']} overtakes {c['from']} ({kind}{caveat})")
     if not advice.crossovers:
         console.print("  no crossover in the plotted range")
     save = data.default_save if args.save is None else Path(args.save)
@@ -125,3 +162,30 @@ def _advise(args: argparse.Namespace) -> int:
     files = plot_frontier(result, data.unique, advice, data.points, str(save / "frontier"))
     console.print("wrote " + ", ".join(files))
     return 0
+
+
+def _refuse(console: Any, result: Any, unique: dict[str, float], budget: float, advice: Any,
+            deps: dict[str, list[str]], low: float, high: float) -> int:  # fmt: skip
+    """No ranking where a prediction at the budget rests on a parameter the fit did not determine: its value is
+    the optimiser's start, and another start moves the prediction (by 2x at 30M tokens on the compute-aware sweep)
+    and can reorder the subsets. Exit 1, so that a script never takes it for advice."""
+    from rich.markup import escape
+
+    from harness.experiments.scaling_checks import determining_cells
+
+    console.print(f"[bold red]{result.law}: no ranking at {budget:,.0f} tokens[/]: the predictions of "
+                  f"{escape(', '.join(g for g, d in deps.items() if d))} depend on parameters the fit did not determine "
+                  "(their value is the optimiser's start, not a measurement)")  # fmt: skip
+    for group, loss in advice.ranking:
+        note = f"depends on {escape(', '.join(deps[group]))}" if deps[group] else "determined"
+        console.print(
+            f"  {escape(group)}: {'not predictable' if deps[group] else f'predicted loss {loss:.4f}'} ({note})"
+        )
+    needed = {n for d in deps.values() for n in d}
+    for name, cells in determining_cells(result, unique, low, max(high, budget)).items():
+        if name in needed:
+            where = escape("; ".join(cells)) or "no subset in range"
+            console.print(f"  {escape(name)} would be determined by cells of: {where}", highlight=False)
+    console.print("  train those cells (a larger multiplier in the experiment), or advise at a budget whose "
+                  "predictions do not depend on them")  # fmt: skip
+    return 1

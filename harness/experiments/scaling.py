@@ -51,6 +51,7 @@ class Point:
     unique: float
     loss: float
     label: str = ""
+    sigma: float = 0.0  # the loss's measurement standard error (evaluation windows); 0 = not known
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,12 @@ class Fit:
     n_train: int
     held_out: list[dict[str, Any]] = field(default_factory=list)
     predict_fn: Callable[[Sequence[Point]], np.ndarray] | None = None
+    model: Law | None = None  # the law fitted, and its optimum in free (transformed) parameters
+    free: np.ndarray | None = None
+    #: Filled by harness.experiments.scaling_checks: per parameter {"low", "high"} over cell resamples (None where
+    #: not determined), with "resamples"/"level"; and the goodness of fit against measurement noise.
+    bootstrap: dict[str, Any] | None = None
+    goodness: dict[str, Any] | None = None
 
     def predict(self, points: Sequence[Point]) -> np.ndarray:
         assert self.predict_fn is not None
@@ -201,13 +208,26 @@ class Fit:
     def held_out_max_rel(self) -> float | None:
         return max(abs(h["error"]) / h["loss"] for h in self.held_out) if self.held_out else None
 
+    @property
+    def undetermined(self) -> list[str]:
+        """Parameters no fitted point moves (their value is the optimiser's start, or a bound)."""
+        return [n for n, s in zip(self.names, self.stderr, strict=True) if not math.isfinite(s)]
+
     def to_dict(self) -> dict[str, Any]:
+        boot = (self.bootstrap or {}).get("parameters", {})
         return {
             "law": self.law,
             "parameters": {
-                n: {"value": float(v), "stderr": _finite(s)}
+                n: {
+                    "value": float(v),
+                    "stderr": _finite(s),
+                    "determined": bool(math.isfinite(s)),
+                    **({"bootstrap": boot[n]} if n in boot else {}),
+                }
                 for n, v, s in zip(self.names, self.values, self.stderr, strict=True)
             },
+            "bootstrap": {k: v for k, v in (self.bootstrap or {}).items() if k != "parameters"} or None,
+            "goodness_of_fit": self.goodness,
             "train_points": self.n_train,
             "train_rmse": self.train_rmse,
             "held_out": self.held_out,
@@ -240,11 +260,11 @@ def check_points(points: Sequence[Point], n_params: int, law: str) -> None:
         )
 
 
-def fit(law: Law, train: Sequence[Point], held_out: Sequence[Point] = ()) -> Fit:
-    """Least-squares fit of `law` on `train`; the error on `held_out` is measured, never fitted."""
+def solve(law: Law, train: Sequence[Point], starts: Sequence[np.ndarray], budget: int = 4000) -> Any:
+    """scipy's least-squares optimum of `law` on `train` in free parameters: a short run from every start, then the
+    best one run to convergence (a few starts wander for long); None when no start converged."""
     from scipy.optimize import least_squares
 
-    check_points(train, len(law.params), law.name)
     y = np.array([q.loss for q in train])
 
     def residuals(x: np.ndarray) -> np.ndarray:
@@ -252,21 +272,28 @@ def fit(law: Law, train: Sequence[Point], held_out: Sequence[Point] = ()) -> Fit
             r = law.predict(law.natural(x), train) - y
         return np.where(np.isfinite(r), r, 1e3)
 
-    def solve(x0: np.ndarray, budget: int) -> Any:
+    def run(x0: np.ndarray, nfev: int) -> Any:
         try:
             with warnings.catch_warnings():  # trial steps far from the optimum overflow; they are rejected
                 warnings.simplefilter("ignore", RuntimeWarning)
-                return least_squares(
-                    residuals, x0, method="trf", x_scale="jac", max_nfev=budget, xtol=1e-12, ftol=1e-12
-                )
+                return least_squares(residuals, x0, method="trf", x_scale="jac", max_nfev=nfev, xtol=1e-12, ftol=1e-12)
         except (ValueError, OverflowError):
             return None
 
-    # A short run from every start, then the best one run to convergence (a few starts wander for long).
-    tries = [r for r in (solve(x0, 120) for x0 in law.starts(train)) if r is not None]
-    if not tries:
+    tries = [r for r in (run(x0, 120) for x0 in starts) if r is not None] if len(starts) > 1 else []
+    first = min(tries, key=lambda r: r.cost).x if tries else (starts[0] if len(starts) == 1 else None)
+    if first is None:
+        return None
+    best = run(first, budget)
+    return best if best is not None else (min(tries, key=lambda r: r.cost) if tries else None)
+
+
+def fit(law: Law, train: Sequence[Point], held_out: Sequence[Point] = ()) -> Fit:
+    """Least-squares fit of `law` on `train`; the error on `held_out` is measured, never fitted."""
+    check_points(train, len(law.params), law.name)
+    best = solve(law, train, law.starts(train))
+    if best is None:
         raise FitError(f"the {law.name} fit did not converge from any start")
-    best = solve(min(tries, key=lambda r: r.cost).x, 4000) or min(tries, key=lambda r: r.cost)
     dof = len(train) - len(law.params)
     s2 = 2 * best.cost / dof
     cov = np.linalg.pinv(best.jac.T @ best.jac) * s2
@@ -286,8 +313,17 @@ def fit(law: Law, train: Sequence[Point], held_out: Sequence[Point] = ()) -> Fit
         for q, pred in zip(held_out, predict(held_out), strict=True):
             held.append({"point": q.label or q.group, "group": q.group, "tokens": q.tokens, "loss": q.loss,
                          "predicted": float(pred), "error": float(pred - q.loss)})  # fmt: skip
-    rmse = float(np.sqrt(np.mean(residuals(best.x) ** 2)))
-    return Fit(law.name, law.params, values, stderr, rmse, len(train), held, predict)
+    rmse = float(np.sqrt(np.mean(best.fun**2)))
+    sigma = np.array([q.sigma for q in train])
+    goodness = None
+    if (sigma > 0).all():  # chi^2 against the points' measurement noise (evaluation windows; seed noise not in it)
+        from scipy.stats import chi2
+
+        stat = float(np.sum((best.fun / sigma) ** 2))
+        p_value = float(chi2.sf(stat, dof))
+        goodness = {"chi2": stat, "dof": dof, "chi2_per_dof": stat / dof, "p_value": p_value,
+                    "fits_within_noise": p_value >= 0.05}  # fmt: skip
+    return Fit(law.name, law.params, values, stderr, rmse, len(train), held, predict, law, best.x, None, goodness)
 
 
 # ---------------------------------------------------------------------------------------------------- advice

@@ -37,8 +37,9 @@ def _point(record: Record, group: str) -> Point:
         raise FitError(f"record {record.entry_id} has no held-out loss (evaluation.heldout_lm); re-run its submit")
     if not record.subset.unique_tokens:
         raise FitError(f"record {record.entry_id} does not record its distinct tokens (subset.unique_tokens)")
+    sigma = float(record.evaluation.heldout_lm.get("loss_stderr") or 0.0)
     return Point(group, float(record.training.tokens_seen), float(record.subset.unique_tokens), float(loss),
-                 f"{group} @ {record.track.scale:g}x")  # fmt: skip
+                 f"{group} @ {record.track.scale:g}x", sigma)  # fmt: skip
 
 
 def _check_versions(records: Sequence[Record], source: str) -> tuple[str, int]:
