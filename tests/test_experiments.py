@@ -309,3 +309,15 @@ def test_the_report_summarises_a_cell_over_its_replicate_seeds() -> None:
     assert _over_seeds(single) == {"seeds": 1, **{f"{k}_mean": v for k, v in (("loss", 3.0), ("accuracy", 0.5),
                                    ("perplexity", 2.0), ("primary", 0.4))}, **dict.fromkeys(
                                    ("loss_sd", "accuracy_sd", "perplexity_sd", "primary_sd"))}  # fmt: skip
+
+
+def test_the_duplication_transform_and_its_sources_are_part_of_a_cells_definition(tmp_path: Path) -> None:
+    from harness.experiments.sweep import definition
+
+    body = '[base]\nrecipe = "pool"\n[factors]\nduplication = [0.0, 0.5]\n'
+    one = definition(load_experiment(_write(tmp_path, body, name="a")))
+    two = definition(load_experiment(_write(tmp_path, "duplication_sources = 2\n" + body, name="b")))
+    sizes = definition(load_experiment(_write(tmp_path, '[base]\nrecipe = "pool"\n[factors]\nsize = [0.5]\n', "c")))
+    sizes2 = definition(load_experiment(_write(tmp_path, 'duplication_sources = 2\n[base]\nrecipe = "pool"\n'
+                                               "[factors]\nsize = [0.5]\n", "d")))  # fmt: skip
+    assert one != two and sizes == sizes2  # cells built by another transform are never reused

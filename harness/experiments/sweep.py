@@ -146,10 +146,13 @@ def read_scores(experiment: Experiment, n_rows: int, rows_of: Any) -> np.ndarray
 
 
 def definition(experiment: Experiment) -> str:
-    """Hash of what decides a cell's subset besides its levels: track, base, transform seed, scores."""
+    """Hash of what decides a cell's subset besides its levels: track, base, transform seed, scores, and with a
+    duplication factor the duplication transform's version and its number of copied documents."""
     from harness.config import to_dict
 
     what = {k: to_dict(getattr(experiment, k)) for k in ("track", "base", "seed", "filter")}
+    if experiment.factors.duplication:  # v2: copies of `duplication_sources` chosen documents (the study's)
+        what["duplication"] = {"version": 2, "sources": experiment.duplication_sources}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -200,7 +203,11 @@ def _transform(cell: Cell, docs: Docs, scores: np.ndarray | None) -> tuple[Docs,
         if (s := cell.level("size")) is not None:
             out = sample_fraction(out, s, seed)
         d = cell.level("duplication")
-        repeats = duplicate(out, d, seed) if d is not None else np.ones(len(out), np.int64)
+        repeats = (
+            duplicate(out, d, seed, sources=cell.experiment.duplication_sources)
+            if d is not None
+            else np.ones(len(out), np.int64)
+        )
     except HarnessError as exc:
         raise UsageError(f"{cell.experiment.source}: cell {cell.key}: {exc}") from None
     return out, repeats
