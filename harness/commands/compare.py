@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from harness.analysis.compare import compare_records, load_entry, render_comparison
+    from harness.analysis.compare import compare_records, load_entry
+    from harness.display.compare import render_comparison
     from harness.records import default_results_url
 
     results = args.results or default_results_url()
