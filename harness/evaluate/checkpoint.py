@@ -1,4 +1,5 @@
-"""Finding and loading a checkpoint to evaluate: ours and open_lm's (params.txt + model JSON), or safetensors.
+"""Finding and loading a checkpoint to evaluate: ours and open_lm's (params.txt + model JSON), safetensors, or a
+folder written by `harness export --format hf` (config.json + model.safetensors + tokenizer.json).
 
 Weights load tensors-only (`harness.model.load_weights`, weights_only=True): a checkpoint never runs code.
 """
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 #: The stage folder of a `harness submit` entry folder (runs/<track>/<entry>/) that holds its training run.
 ENTRY_TRAIN = "train"
 
+#: `model_type` in the config.json of a folder written by `harness export --format hf`.
+HF_MODEL_TYPE = "harness_open_lm"
+
 #: The tokenizer of DCLM's tracks, for open_lm checkpoints that name no harness track.
 NEOX = "EleutherAI/gpt-neox-20b"
 
@@ -34,6 +38,7 @@ class CheckpointInfo:
     track: str | None
     epoch: int | None  # N of epoch_N.pt (open_lm's checkpoint number), None for other files
     params: dict[str, str]
+    tokenizer_file: Path | None = None  # the tokenizer.json to load (an exported folder's own), else the spec's
 
 
 def _epoch(p: Path) -> int:
@@ -96,6 +101,9 @@ def resolve_checkpoint(
     from harness.tracks import TokenizerSpec, get_track
 
     weights = find_weights(Path(path))
+    exported = read_exported_config(weights.parent) if weights.suffix == ".safetensors" else None
+    if exported is not None:
+        return _exported_info(weights, exported, track, tokenizer)
     params_file = _find_params(weights)
     params = read_params(params_file) if params_file else {}
     if track is None and params.get("track"):
@@ -108,6 +116,71 @@ def resolve_checkpoint(
         shape, spec = track.model, tokenizer or track.tokenizer
     epoch = _read_epoch(weights)
     return CheckpointInfo(weights, shape, spec, track.name if track else None, epoch, params)
+
+
+def read_exported_config(folder: Path) -> dict[str, Any] | None:
+    """The config.json of a folder that `harness export --format hf` wrote, None for any other folder."""
+    file = folder / "config.json"
+    if not file.is_file():
+        return None
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{file}: not valid JSON ({exc})") from exc
+    return config if isinstance(config, dict) and config.get("model_type") == HF_MODEL_TYPE else None
+
+
+def shape_from_hf_config(config: dict[str, Any]) -> ModelShape:
+    """The model shape an exported config.json describes (the inverse of `harness.export.hf.hf_config`)."""
+    from harness.tracks import ModelShape
+
+    try:
+        shape = ModelShape(
+            d_model=int(config["hidden_size"]), n_layers=int(config["num_hidden_layers"]),
+            n_heads=int(config["num_attention_heads"]), vocab_size=int(config["vocab_size"]),
+            context=int(config["max_position_embeddings"]), ffn_multiple_of=int(config.get("ffn_multiple_of", 256)),
+            norm=config["norm_type"], norm_eps=float(config["norm_eps"]), qk_norm=bool(config["qk_norm"]),
+            post_embed_norm=bool(config.get("post_embed_norm", False)),
+            weight_tying=bool(config.get("tie_word_embeddings", False)),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HarnessError(f"exported config.json does not describe a model shape ({exc})") from exc
+    if shape.ffn_hidden != int(config.get("intermediate_size", shape.ffn_hidden)):
+        raise HarnessError(
+            f"exported config.json: intermediate_size {config['intermediate_size']} is not open_lm's SwiGLU width "
+            f"{shape.ffn_hidden} for hidden_size {shape.d_model} and ffn_multiple_of {shape.ffn_multiple_of}"
+        )
+    return shape
+
+
+def _exported_info(
+    weights: Path, config: dict[str, Any], track: Track | None, tokenizer: TokenizerSpec | None
+) -> CheckpointInfo:
+    """An exported folder: its shape from config.json, its track and tokenizer from the `harness` entry, the
+    folder's own tokenizer.json."""
+    from harness.tracks import TokenizerSpec, get_track
+
+    meta = config.get("harness") or {}
+    shape = shape_from_hf_config(config)
+    if track is None and meta.get("track"):
+        try:
+            known = get_track(meta["track"])
+        except HarnessError:
+            known = None  # a track this harness does not ship: evaluate by the shape alone
+        track = known if known is not None and known.model == shape else None
+    if track is not None and track.model != shape:
+        raise UsageError(f"{weights.parent}: the exported model's shape is not track {track.name!r}'s")
+    spec = tokenizer
+    if spec is None and isinstance(meta.get("tokenizer"), dict):
+        try:
+            spec = TokenizerSpec(**meta["tokenizer"])
+        except (TypeError, ValueError) as exc:
+            raise HarnessError(f"{weights.parent / 'config.json'}: bad harness.tokenizer entry ({exc})") from exc
+    if spec is None:
+        spec = track.tokenizer if track else TokenizerSpec(name=NEOX, source="hub", eot_id=0, pad_id=1)
+    own = weights.parent / "tokenizer.json"
+    return CheckpointInfo(weights, shape, spec, track.name if track else None, None, {},
+                          own if own.is_file() and tokenizer is None else None)  # fmt: skip
 
 
 def _shape_from_params(params: dict[str, str], params_file: Path | None, weights: Path) -> ModelShape:

@@ -63,7 +63,8 @@ class HarnessLM(TemplateLM):
         # lm-eval's CLI passes device="cuda" by default; like its hf model, fall back to the CPU without a GPU
         dev = device if device and (torch.cuda.is_available() or not device.startswith("cuda")) else None
         dev = dev or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._setup(load_model(info, dev), load_tokenizer(info.tokenizer), info.tokenizer.eot_id,
+        tokens = load_tokenizer(info.tokenizer, path=info.tokenizer_file)
+        self._setup(load_model(info, dev), tokens, info.tokenizer.eot_id,
                     info.tokenizer.pad_id, int(max_length or info.shape.context), dev, _batch(batch_size))  # fmt: skip
         self.info = info
 

@@ -154,8 +154,9 @@ def evaluate_checkpoint(
     info = resolve_checkpoint(checkpoint, track=track)
     track = track or (get_track(info.track) if info.track else None)
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokens = load_tokenizer(info.tokenizer, path=tokenizer_file or info.tokenizer_file)
     lm = HarnessLM.from_model(
-        load_model(info, dev), load_tokenizer(info.tokenizer, path=tokenizer_file), eot_id=info.tokenizer.eot_id,
+        load_model(info, dev), tokens, eot_id=info.tokenizer.eot_id,
         pad_id=info.tokenizer.pad_id, max_length=info.shape.context, device=dev, batch_size=batch_size,
     )  # fmt: skip
     data_root = suite_data_root(spec, track, mirror)
