@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "tokenize": "tokenize",
     "train": "train",
     "evaluate": "evaluate",
+    "export": "export",
     "eval-data": "eval_data",
     "submit": "submit",
     "compare": "compare",
