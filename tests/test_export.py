@@ -215,3 +215,24 @@ def test_without_transformers(tmp_path, capsys, monkeypatch):
     assert "pip install transformers" in err and "Traceback" not in err and not (tmp_path / "hf").exists()
     assert main(["export", str(run), str(tmp_path / "hf"), "--no-verify"]) == 0  # writing needs no transformers
     assert (tmp_path / "hf" / "model.safetensors").is_file()
+
+
+def test_generate_left_padded_batch_equals_greedy(tmp_path):
+    """model.generate on a left-padded batch (with or without use_cache) gives the harness model's greedy tokens."""
+    from harness.export.load import load_hf_model, load_hf_tokenizer
+
+    run = _perturbed_checkpoint(tmp_path / "run", "debug")
+    export_hf(run, tmp_path / "hf", verify=False)
+    hf, tok = load_hf_model(tmp_path / "hf"), load_hf_tokenizer(tmp_path / "hf")
+    ours = load_model(resolve_checkpoint(run))
+    texts = ["the river runs", "a king sings to the old queen of the north"]
+    tok.padding_side = "left"
+    batch = tok(texts, return_tensors="pt", padding=True)
+    for use_cache in (True, False):
+        out = hf.generate(**batch, max_new_tokens=5, do_sample=False, use_cache=use_cache)
+        for row, text in zip(out.tolist(), texts, strict=True):
+            ids = tok(text)["input_ids"]
+            with torch.no_grad():
+                for _ in range(5):
+                    ids.append(int(ours(torch.tensor([ids]))[0, -1].argmax()))
+            assert row[-len(ids) :] == ids
