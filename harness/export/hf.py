@@ -239,7 +239,7 @@ def model_card(config: dict[str, Any], info: CheckpointInfo) -> str:
         "```python\n"
         "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
         'model = AutoModelForCausalLM.from_pretrained("PATH", trust_remote_code=True)\n'
-        'tokenizer = AutoTokenizer.from_pretrained("PATH")\n'
+        'tokenizer = AutoTokenizer.from_pretrained("PATH", trust_remote_code=True)\n'
         "```\n\n"
         "The model code ships in this folder (`trust_remote_code=True`): open_lm normalises queries and keys with "
         "a gain-only LayerNorm over the full width, which no built-in transformers architecture does. Logits are "
