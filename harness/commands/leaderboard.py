@@ -80,14 +80,20 @@ def run_add(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.errors import UsageError
-    from harness.records import Record, ResultsStore, default_results_url
+    from harness.records import Record, RecordError, ResultsStore, default_results_url
+    from harness.records.parse import MAX_FILE_BYTES
 
     store = ResultsStore(args.results or default_results_url())
     records = []
-    for path in args.records:
-        if not path.is_file():
+    for path in args.records:  # all validated before any is written; the first bad one refuses the lot
+        if not path.exists():
             raise UsageError(f"record file {path} does not exist")
-        records.append(Record.from_json(path.read_bytes(), str(path)))  # all validated before any is written
+        if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+            raise UsageError(f"record file {path} is not a regular file of at most {MAX_FILE_BYTES:,} bytes")
+        try:
+            records.append(Record.from_json(path.read_bytes(), str(path)))
+        except RecordError as exc:
+            raise UsageError(f"refused, nothing added: {exc}") from None
     for record in records:
         Console(stderr=True).print(
             f"added {record.entry_id} -> {store.add(record)}", highlight=False, markup=False, soft_wrap=True
