@@ -270,9 +270,9 @@ def _find(value: Any, where: str, depth: int, key: str) -> str | None:
         for k, v in value.items():
             if not isinstance(k, str):
                 return f"'{where}' has a key that is not text: {k!r}"
-            inner = f"{where}.{k}" if where else k
-            problem = text_problem(f"the key '{inner}'", k, limit=MAX_KEY) or _find(v, inner, depth + 1, k)
-            if problem:
+            if problem := text_problem("it", k, limit=MAX_KEY):  # the key is not quoted as it is: it may not print
+                return f"the key {k[:80]!a} of '{where or 'the top level'}' is refused: {problem}"
+            if problem := _find(v, f"{where}.{k}" if where else k, depth + 1, k):
                 return problem
         return None
     if isinstance(value, list | tuple):
@@ -281,6 +281,14 @@ def _find(value: Any, where: str, depth: int, key: str) -> str | None:
                 return problem
         return None
     return number_problem(where, value)
+
+
+def printable(text: str) -> str:
+    """Text from outside (a file name, a message quoting one) safe for a terminal: each character `text_problem`
+    refuses (controls, lone surrogates of undecodable file names, ...) written as its escape."""
+    if not suspect(text):
+        return text
+    return "".join(ascii(ch)[1:-1] if suspect(ch) else ch for ch in text)
 
 
 def plain(text: str) -> str:

@@ -50,6 +50,7 @@ def run_build(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    from harness.fields import printable
     from harness.leaderboard.build import build_from_store
     from harness.records import default_results_url
 
@@ -57,7 +58,8 @@ def run_build(args: argparse.Namespace) -> int:
     url = args.results or default_results_url()
     summary = build_from_store(url, args.out, title=args.title, progress=True)
     for problem in summary.problems:
-        text = escape(f"{problem.path}: {problem.message}")  # paths and messages may hold '[', rich markup
+        # Paths and messages may hold '[' (rich markup), control characters or undecodable bytes of a file name.
+        text = escape(printable(f"{problem.path}: {problem.message}"))
         console.print(f"[yellow]skipped[/] {text}", highlight=False, markup=True, soft_wrap=True)
     tracks = ", ".join(f"{t} ({n})" for t, n in summary.entries.items())
     console.print(f"wrote {summary.out}/index.html: {sum(summary.entries.values())} entries on {tracks}; "

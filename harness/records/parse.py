@@ -33,13 +33,14 @@ class UnreadableFile(OSError):
     """A store file that is not read: not a regular file, a link, or too large (the message says which)."""
 
 
-def read_regular(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+def read_regular(path: str, limit: int | None = None) -> bytes:
     """The bytes of the regular file at `path`, of at most `limit` bytes; `UnreadableFile` for anything else.
 
     The file is opened without following a symbolic link (O_NOFOLLOW: a link may lead out of the store, or to
     /dev/zero) and without waiting (O_NONBLOCK: opening a FIFO would wait for a writer forever); what was opened is
     then checked with fstat (a regular file, at most `limit` bytes), so a file swapped after the check is never
     read, and at most `limit` + 1 bytes are read in case it grows meanwhile."""
+    limit = MAX_FILE_BYTES if limit is None else limit
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
