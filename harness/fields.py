@@ -181,7 +181,7 @@ def _gather(value: Any, depth: int, found: tuple[list[Any], list[Any], list[Any]
     if type(value) is dict:
         keys.extend(value)
         items: Any = value.values()
-        if not MULTILINE_KEYS.isdisjoint(value) or not LONG_KEYS.keys().isdisjoint(value):
+        if "description" in value or "note" in value or "bits" in value:  # MULTILINE_KEYS, LONG_KEYS
             items = [v for k, v in value.items() if k not in MULTILINE_KEYS and k not in LONG_KEYS]
             for key in MULTILINE_KEYS.intersection(value):
                 if type(value[key]) is not str:
@@ -192,40 +192,40 @@ def _gather(value: Any, depth: int, found: tuple[list[Any], list[Any], list[Any]
                 if type(text) is not str or len(text) > LONG_KEYS[key] or suspect(text):
                     return False
     elif type(value) is list or type(value) is tuple:
+        kinds = set(map(type, value))
+        if kinds <= _NUMBER:
+            numbers.extend(value)
+            return True
+        if kinds == {str}:
+            texts.extend(value)
+            return True
+        if kinds == {list} and set(map(type, chain.from_iterable(value))) <= _NUMBER:  # a curve
+            numbers.extend(chain.from_iterable(value))
+            return True
         items = value
     else:
         return False
-    kinds = set(map(type, items))
-    if kinds <= _NUMBER:
-        numbers.extend(items)
-        return True
-    if kinds == {str}:
-        texts.extend(items)
-        return True
-    if kinds == {list} and set(map(type, chain.from_iterable(items))) <= _NUMBER:  # a curve: [step, tokens, loss]
-        numbers.extend(chain.from_iterable(items))
-        return True
     for item in items:
         kind = type(item)
         if kind is str:
             texts.append(item)
-        elif kind is int or kind is float:
+        elif kind is float or kind is int:
             numbers.append(item)
         elif kind is bool or item is None:
             continue
-        elif kind is list and set(map(type, item)) <= _NUMBER:  # a curve point, a list of outcomes
-            numbers.extend(item)
         elif not _gather(item, depth + 1, found):
             return False
     return True
 
 
 def _all_fine(keys: list[Any], texts: list[Any], multiline: list[Any], numbers: list[Any]) -> bool:
-    if keys and (not set(map(type, keys)) <= {str} or max(map(len, keys)) > MAX_KEY or _any_suspect(keys)):
+    # Each check is one C-level pass over all the strings at once: the refused characters are single code
+    # points, so the concatenation holds one exactly when a string does.
+    if keys and (not set(map(type, keys)) <= {str} or max(map(len, keys)) > MAX_KEY or suspect("".join(keys))):
         return False
-    if texts and (max(map(len, texts)) > MAX_TEXT or _any_suspect(texts)):
+    if texts and (max(map(len, texts)) > MAX_TEXT or suspect("".join(texts))):
         return False
-    if multiline and (max(map(len, multiline)) > MAX_TEXT or _any_suspect(multiline, _SUSPECT_MULTILINE)):
+    if multiline and (max(map(len, multiline)) > MAX_TEXT or suspect("".join(multiline), multiline=True)):
         return False
     if not numbers:
         return True
@@ -236,13 +236,6 @@ def _all_fine(keys: list[Any], texts: list[Any], multiline: list[Any], numbers: 
         return math.isfinite(sum(numbers)) and min(numbers) >= -MAX_INT and max(numbers) <= MAX_INT
     except OverflowError:
         return False
-
-
-def _any_suspect(texts: list[str], pattern: re.Pattern[str] = _SUSPECT) -> bool:
-    if any(map(pattern.search, texts)):
-        return True
-    joined = "".join(texts)
-    return not joined.isascii() and _ASTRAL_NONCHARACTER.search(joined) is not None
 
 
 def number_problem(where: str, value: object) -> str | None:
