@@ -336,17 +336,19 @@ def test_submission_fields_are_checked_before_any_work(option, value, says, tmp_
 @pytest.mark.parametrize("multiline", [False, True])
 def test_text_check_fast_path_refuses_exactly_what_the_rules_refuse(multiline: bool) -> None:
     """The one-regex pass of `text_problem` must let through exactly the characters its rules accept: every
-    code point is checked against the rule (controls, separators, bidirectional controls, lone surrogates)."""
+    code point is checked against the rule (controls, separators, bidirectional controls, lone surrogates,
+    noncharacters)."""
     import unicodedata
 
     from harness import fields
 
-    pattern = fields._SUSPECT_MULTILINE if multiline else fields._SUSPECT
+    nonchar = {*range(0xFDD0, 0xFDF0), *(p << 16 | low for p in range(17) for low in (0xFFFE, 0xFFFF))}
+    assert len(nonchar) == 66 and {ord(c) for c in fields.NONCHARACTERS} == nonchar
     for code in range(0x110000):
         ch = chr(code)
         refused = ch in fields._BIDI or ch in "\u2028\u2029" or unicodedata.category(ch) in ("Cc", "Cs")
-        refused = refused and not (multiline and ch in "\n\r\t")
-        assert bool(pattern.search(ch)) == refused, f"U+{code:04X}"
+        refused = (refused or code in nonchar) and not (multiline and ch in "\n\r\t")
+        assert fields.suspect(ch, multiline=multiline) == refused, f"U+{code:04X}"
         assert (fields.text_problem("description", f"a{ch}b", multiline=multiline) is None) != refused, f"U+{code:04X}"
 
 

@@ -165,7 +165,7 @@ def test_add_command_validates_then_stores(tmp_path: Path) -> None:
     assert len(ResultsStore(str(tmp_path)).list()[0]) == len(paths)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"schema_version": 7}))
-    assert main(["leaderboard", "add", str(bad), "--results", str(tmp_path)]) == 1
+    assert main(["leaderboard", "add", str(bad), "--results", str(tmp_path)]) == 2  # refused: a usage error
 
 
 @pytest.mark.s3
@@ -235,7 +235,7 @@ def test_a_record_made_when_seeds_were_tracks_still_displays_its_track(tmp_path:
     assert "differs from the one this entry ran on" not in page and "not shipped" not in page
 
 
-def test_record_copies_link_the_store_and_never_reach_back_into_it(tmp_path: Path) -> None:
+def test_record_copies_are_copies_and_never_reach_back_into_the_store(tmp_path: Path) -> None:
     import dataclasses
 
     store = ResultsStore(str(tmp_path / "results"))
@@ -249,7 +249,8 @@ def test_record_copies_link_the_store_and_never_reach_back_into_it(tmp_path: Pat
     def copy(r: Record) -> Path:
         return tmp_path / "site" / "records" / "debug" / f"{r.entry_id}.json"
 
-    assert copy(kept).stat().st_ino == Path(store.path_of(kept.entry_id)).stat().st_ino  # linked, not copied
+    assert copy(kept).read_bytes() == Path(store.path_of(kept.entry_id)).read_bytes()
+    assert copy(kept).stat().st_ino != Path(store.path_of(kept.entry_id)).stat().st_ino  # copied, never linked
     assert copy(replaced).read_bytes() == sources[replaced.entry_id].data  # what the page shows, not the re-run
     assert copy(replaced).stat().st_ino != Path(store.path_of(replaced.entry_id)).stat().st_ino
     build_site(records, tmp_path / "site", sources=sources)  # a rebuild removes the old site, links and all

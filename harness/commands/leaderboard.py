@@ -50,6 +50,7 @@ def run_build(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    from harness.fields import printable
     from harness.leaderboard.build import build_from_store
     from harness.records import default_results_url
 
@@ -57,7 +58,8 @@ def run_build(args: argparse.Namespace) -> int:
     url = args.results or default_results_url()
     summary = build_from_store(url, args.out, title=args.title, progress=True)
     for problem in summary.problems:
-        text = escape(f"{problem.path}: {problem.message}")  # paths and messages may hold '[', rich markup
+        # Paths and messages may hold '[' (rich markup), control characters or undecodable bytes of a file name.
+        text = escape(printable(f"{problem.path}: {problem.message}"))
         console.print(f"[yellow]skipped[/] {text}", highlight=False, markup=True, soft_wrap=True)
     tracks = ", ".join(f"{t} ({n})" for t, n in summary.entries.items())
     console.print(f"wrote {summary.out}/index.html: {sum(summary.entries.values())} entries on {tracks}; "
@@ -80,14 +82,20 @@ def run_add(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.errors import UsageError
-    from harness.records import Record, ResultsStore, default_results_url
+    from harness.records import Record, RecordError, ResultsStore, default_results_url
+    from harness.records.parse import MAX_FILE_BYTES
 
     store = ResultsStore(args.results or default_results_url())
     records = []
-    for path in args.records:
-        if not path.is_file():
+    for path in args.records:  # all validated before any is written; the first bad one refuses the lot
+        if not path.exists():
             raise UsageError(f"record file {path} does not exist")
-        records.append(Record.from_json(path.read_bytes(), str(path)))  # all validated before any is written
+        if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+            raise UsageError(f"record file {path} is not a regular file of at most {MAX_FILE_BYTES:,} bytes")
+        try:
+            records.append(Record.from_json(path.read_bytes(), str(path)))
+        except RecordError as exc:
+            raise UsageError(f"refused, nothing added: {exc}") from None
     for record in records:
         Console(stderr=True).print(
             f"added {record.entry_id} -> {store.add(record)}", highlight=False, markup=False, soft_wrap=True

@@ -10,6 +10,12 @@ Layout of the output folder:
     charts/<track>-{size,passes,loss}.svg
     assets/{style.css,app.js,data.js}   data.js holds every row for sorting, filtering and paging
 
+Every file of the store is untrusted input: it is read only if it is a regular file of bounded size (no links,
+FIFOs or devices: harness.records.parse.read_regular), every string and number in it keeps one schema
+(harness.fields), a name that becomes a path is one plain component and every path written is checked to stay in
+the site (harness.leaderboard.paths); a bad file is skipped with one line naming it and the reason. The site's
+copies of the records are copies: a write into a built site never reaches the store.
+
 Every string from a record goes through `html.escape` here and through `textContent` in the script, so a name
 like `<script>` renders as text. The site is built in a temporary folder and swapped into place at the end, so
 a static host never serves half a site; an existing output folder is replaced only if an earlier build made it.
@@ -37,6 +43,7 @@ from harness.leaderboard.bands import noise_floor
 from harness.leaderboard.charts import loss_curve_svg, track_charts
 from harness.leaderboard.columns import Column, TrackTable, build_table, format_value, human, version_label
 from harness.leaderboard.downloads import write_downloads
+from harness.leaderboard.paths import site_path
 from harness.leaderboard.uncertainty import contamination_html, replicates_html
 from harness.records import Record, ResultsStore, Stored, StoreProblem, paused_gc
 from harness.resources import resource_dir
@@ -84,9 +91,9 @@ def build_from_store(url: str, out: Path, *, title: str = "harness leaderboard",
         raise UsageError(f"no valid records in results store {url}{detail}; add records with `harness submit`.")
     from harness.leaderboard.experiments import read_summaries
 
-    experiments = read_summaries(url)
+    experiments, skipped = read_summaries(url)
     summary = build_site(records, out, title=title, progress=progress, experiments=experiments, sources=sources)
-    return SiteSummary(summary.out, summary.entries, summary.index_bytes, problems)
+    return SiteSummary(summary.out, summary.entries, summary.index_bytes, problems + skipped + summary.problems)
 
 
 def build_site(
@@ -96,8 +103,8 @@ def build_site(
     """Write the static site for `records` into `out` (replacing an earlier build there).
 
     `sources`: each record as stored, by entry id (`ResultsStore.load`); the site's copy of a record is then the
-    stored bytes (a hard link to the store's file where it can be, see `_copy_record`), else the record serialized
-    again.
+    stored bytes (a new file, see `_copy_record`), else the record serialized again. An experiment summary that
+    breaks its schema is skipped and named in the summary's `problems`.
     """
     with paused_gc():
         return _build_site(records, Path(out), title, progress, experiments or [], sources or {})
@@ -121,13 +128,13 @@ def _build_site(
     tmp = out.parent / f".{out.name}.build-{owner_tag()}"
     tmp.mkdir(parents=True)
     try:
-        _write_site(tables, tmp, title, progress, experiments, sources)
+        problems = _write_site(tables, tmp, title, progress, experiments, sources)
         index_bytes = (tmp / "index.html").stat().st_size
         _swap(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return SiteSummary(out, {t.track: len(t.rows) for t in tables}, index_bytes)
+    return SiteSummary(out, {t.track: len(t.rows) for t in tables}, index_bytes, problems)
 
 
 def _check_out(out: Path) -> None:
@@ -148,7 +155,7 @@ def _swap(tmp: Path, out: Path) -> None:
 def _write_site(
     tables: list[TrackTable], root: Path, title: str, progress: bool, experiments: list[dict[str, Any]],
     sources: Mapping[str, Stored],
-) -> None:  # fmt: skip
+) -> list[StoreProblem]:  # fmt: skip
     from rich.progress import Progress
 
     generated = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -158,7 +165,7 @@ def _write_site(
     (root / MARKER).write_text(f"built by harness {__version__} at {generated}\n")
     total = sum(len(t.rows) for t in tables)
     for table in tables:
-        (root / "records" / table.track).mkdir(parents=True)
+        site_path(root, "records", table.track).mkdir(parents=True)
     records = [r for t in tables for r in t.records.values()]
     charts: dict[str, dict[str, str]] = {}
     with Progress(disable=not progress, transient=True) as bar:
@@ -168,7 +175,7 @@ def _write_site(
         def charts_and_downloads() -> None:
             for table in tables:
                 charts[table.track] = track_charts(table, root / "charts")
-                write_downloads(table, root / "downloads" / table.track, generated)
+                write_downloads(table, site_path(root, "downloads", table.track), generated)
                 bar.advance(chart_task)
 
         _write_entries(records, sources, root, title, lambda n: bar.advance(task, n), meanwhile=charts_and_downloads)
@@ -177,7 +184,8 @@ def _write_site(
     nav = " · ".join(f'<a href="#track-{e(t.track)}">{e(t.track)} ({len(t.rows)})</a>' for t in tables)
     from harness.leaderboard.experiments import write_pages
 
-    if exp_nav := write_pages(experiments, root, title, {r.entry_id for r in records}):
+    exp_nav, problems = write_pages(experiments, root, title, {r.entry_id for r in records})
+    if exp_nav:
         nav += " · " + exp_nav
     summary = f"{total} entries on {len(tables)} track{'s' if len(tables) != 1 else ''}."
     page = _template("index.html").substitute(
@@ -185,6 +193,7 @@ def _write_site(
         nav=nav, sections=sections,
     )  # fmt: skip
     (root / "index.html").write_text(page, encoding="utf-8")
+    return problems
 
 
 def _write_data_js(tables: list[TrackTable], path: Path) -> None:
@@ -323,29 +332,17 @@ def _write_entries(
 
 
 def _copy_record(record: Record, source: Stored | None, dest: Path) -> None:
-    """The site's copy of a record: the stored bytes (serializing 600 curve numbers again was half the time of an
-    entry). From a local store, a hard link to the stored file if it still holds those bytes: creating a file
-    costs 0.05-0.6 ms on the development machine's disk, linking one 0.02 ms. The store replaces a file by renaming
-    a new one over it, so a later re-run never reaches into a built site through the link."""
-    if source is None:
-        dest.write_text(record.to_json(compact=True), encoding="utf-8")
-        return
-    if source.path is not None:
-        try:
-            os.link(source.path, dest)
-        except OSError:
-            pass  # another file system, or links not allowed: copy the bytes
-        else:
-            with open(dest, "rb") as fh:
-                if fh.read() == source.data:
-                    return
-            dest.unlink()  # replaced since it was read: the page shows what was read, so must the copy
-    dest.write_bytes(source.data)
+    """The site's copy of a record: the stored bytes as read and validated (serializing 600 curve numbers again was
+    half the time of an entry), written to a new file. Never a link to the store's file: a hard link shares the
+    file, so a write or a chmod inside the site would change the store (and a link to a file outside the store
+    would publish that file). The bytes are already in memory, so a plain write costs what a copy-on-write clone
+    would (creating the file is the cost) and is exactly what the entry page shows."""
+    dest.write_bytes(record.to_json(compact=True).encode() if source is None else source.data)
 
 
 def _write_entry(record: Record, source: Stored | None, root: Path, title: str) -> None:
     track = record.track.name
-    _copy_record(record, source, root / "records" / track / f"{record.entry_id}.json")
+    _copy_record(record, source, site_path(root, "records", track, record.entry_id, suffix=".json"))
     sub = record.submission
     link = f'<a href="{e(sub.link)}" rel="nofollow noopener">{e(sub.link)}</a>' if sub.link else ""
     page = _template("entry.html").substitute(
@@ -357,7 +354,7 @@ def _write_entry(record: Record, source: Stored | None, root: Path, title: str) 
         training=_training_html(record), loss_curve=loss_curve_svg(record.training.curve),
         curve_points=len(record.training.curve), track_info=_track_html(record), provenance=_provenance_html(record),
     )  # fmt: skip
-    (root / "entries" / f"{record.entry_id}.html").write_text(page, encoding="utf-8")
+    site_path(root, "entries", record.entry_id, suffix=".html").write_text(page, encoding="utf-8")
 
 
 def _aggregates_html(record: Record) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.leaderboard.columns import TrackTable, human
+from harness.leaderboard.paths import site_path
 
 #: Loss curves drawn on a track's overlay chart (the best-ranked entries).
 CURVES_PER_TRACK = 8
@@ -42,18 +43,18 @@ def track_charts(table: TrackTable, out_dir: Path) -> dict[str, str]:
         title = f"{table.track}: {table.primary_name} vs {xlabel.split(' (')[0]}"
         if not has_spread(xs):  # a column of dots over made-up ticks says nothing: say why there is no chart
             note = note_svg(title, [same_x_note(kind, xs), NO_SPREAD])
-            written[kind] = _write(out_dir / f"{table.track}-{kind}.svg", note)
+            written[kind] = _write(site_path(out_dir, f"{table.track}-{kind}", suffix=".svg"), note)
             continue
         # A log axis over a narrow range has unreadable ticks.
         log = xlog and min(xs) > 0 and max(xs) > 10 * min(xs)
         svg = figure_svg(title, xlabel, table.primary_name, [("", xs, ys)], log_x=log, points=True)
-        written[kind] = _write(out_dir / f"{table.track}-{kind}.svg", svg)
+        written[kind] = _write(site_path(out_dir, f"{table.track}-{kind}", suffix=".svg"), svg)
     curves = [(r["name"], table.records[r["id"]].training.curve) for r in table.rows[:CURVES_PER_TRACK]]
     series = [(_clip(n, 28), [float(p[1]) for p in c], [float(p[2]) for p in c]) for n, c in curves if c]
     if series:
         title = f"{table.track}: loss curves of the top {len(series)}"
         svg = figure_svg(title, "tokens seen", "training loss", series, legend=True)
-        written["loss"] = _write(out_dir / f"{table.track}-loss.svg", svg)
+        written["loss"] = _write(site_path(out_dir, f"{table.track}-loss", suffix=".svg"), svg)
     return written
 
 

@@ -3,17 +3,31 @@
 `harness sweep report` writes `<results>/_experiments/<name>/experiment.json` (the report's summary table and its
 cells with their entry ids) into the same store as the cells' records; the site builder turns each into
 `experiments/<name>.html`: the factors, the table with its noise bands, and a link to every cell's entry page.
+
+A summary in the store is untrusted input like a record: it is read only if it is a regular file of at most
+MAX_FILE_BYTES in a real folder (no links), and used only if it keeps its schema (`summary_problem`: the fields
+the page reads, with their types; every string and number by harness.fields.data_problem; its name a plain file
+name equal to its folder's). Anything else is skipped and named with the reason.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from harness.fields import data_problem, name_problem
+from harness.leaderboard.paths import site_path
+from harness.records import StoreProblem
+from harness.records.parse import MAX_FILE_BYTES, read_regular
+
 #: Folder of the results store that holds experiment summaries (never a track name: tracks have no '_').
 FOLDER = "_experiments"
+#: Most rows, cells and factors of one summary (a sweep of 10,000 cells is far beyond any the harness runs).
+MAX_ROWS = 10_000
+MAX_FACTORS = 16
 
 
 def e(value: Any) -> str:
@@ -36,18 +50,94 @@ def publish_summary(results_url: str, summary: dict[str, Any]) -> str:
     return path
 
 
-def read_summaries(results_url: str) -> list[dict[str, Any]]:
-    """Every experiment summary in the store (unreadable ones are skipped)."""
+def read_summaries(results_url: str) -> tuple[list[dict[str, Any]], list[StoreProblem]]:
+    """Every valid experiment summary in the store, and each skipped file with the reason."""
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(results_url.rstrip("/"))
-    out = []
-    for path in sorted(fs.glob(f"{root.rstrip('/')}/{FOLDER}/*/experiment.json")):
+    base = f"{root.rstrip('/')}/{FOLDER}"
+    out, problems = [], []
+    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+    for folder, path in _summary_files(fs, base, local, problems):
+        shown = path if local else fs.unstrip_protocol(path)
         try:
-            out.append(json.loads(fs.cat_file(path)))
-        except (OSError, json.JSONDecodeError):
+            if local:
+                blob = read_regular(path)
+            else:
+                size = fs.info(path).get("size") or 0
+                if size > MAX_FILE_BYTES:
+                    raise OSError(f"{size:,} bytes; a store file holds at most {MAX_FILE_BYTES:,}")
+                blob = fs.cat_file(path)
+            data = json.loads(blob)
+        except OSError as exc:
+            problems.append(StoreProblem(shown, f"cannot read: {exc}"))
             continue
+        except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, an integer of 4,300 digits, deep nesting
+            problems.append(StoreProblem(shown, f"not a valid experiment summary: not valid JSON: {exc}"))
+            continue
+        if problem := summary_problem(data, folder):
+            problems.append(StoreProblem(shown, f"not a valid experiment summary: {problem}"))
+            continue
+        out.append(data)
+    return out, problems
+
+
+def _summary_files(fs: Any, base: str, local: bool, problems: list[StoreProblem]) -> list[tuple[str, str]]:
+    """(folder name, path of its experiment.json) of every experiment folder; locally links are skipped, named."""
+    if not local:
+        found = sorted(fs.glob(f"{base}/*/experiment.json"))
+        return [(p.rsplit("/", 2)[-2], p) for p in found]
+    try:
+        with os.scandir(base) as entries:
+            folders = sorted(entries, key=lambda d: d.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    out = []
+    for d in folders:
+        if d.is_symlink():
+            problems.append(StoreProblem(d.path, "a symbolic link; experiment folders must be real folders"))
+        elif d.is_dir(follow_symlinks=False) and os.path.lexists(f"{d.path}/experiment.json"):
+            out.append((d.name, f"{d.path}/experiment.json"))
     return out
+
+
+def summary_problem(data: Any, folder: str | None = None) -> str | None:
+    """Why `data` is not an experiment summary the site can show (None when it is); `folder`: the store folder it
+    was read from, whose name its `experiment` must equal."""
+    if not isinstance(data, dict):
+        return f"must be a JSON object, got {type(data).__name__}"
+    kinds = {"experiment": str, "description": str, "track": str, "factors": list, "summary": list, "cells": list}
+    for key, kind in kinds.items():
+        if not isinstance(data.get(key), kind):
+            return f"'{key}' must be {'text' if kind is str else 'a list'}, got {type(data.get(key)).__name__}"
+    if problem := name_problem("'experiment'", data["experiment"]):
+        return problem
+    if folder is not None and data["experiment"] != folder:
+        return f"'experiment' is {data['experiment']!r} but the summary lies in folder {folder!r}"
+    factors, rows, cells = data["factors"], data["summary"], data["cells"]
+    for key, items, limit in (
+        ("factors", factors, MAX_FACTORS),
+        ("summary", rows, MAX_ROWS),
+        ("cells", cells, MAX_ROWS),
+    ):
+        if len(items) > limit:
+            return f"'{key}' holds {len(items):,} items; at most {limit:,} are allowed"
+    if not all(isinstance(f, str) for f in factors):
+        return "'factors' must be a list of names"
+    needed = [f for f in factors if f != "seed"] + ["seeds", "tokens_seen", "unique_passes"]
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            return f"'summary[{i}]' must be an object, got {type(row).__name__}"
+        if missing := [k for k in needed if k not in row]:
+            return f"'summary[{i}]' lacks {', '.join(missing)}"
+        for k in ("loss", "accuracy", "perplexity", "primary"):
+            band = row.get(f"{k}_band")
+            if band is not None and (isinstance(band, bool) or not isinstance(band, int | float)):
+                return f"'summary[{i}].{k}_band' must be a number, got {band!r}"
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, dict) or not all(isinstance(cell.get(k), str) for k in ("entry_id", "cell", "track")):
+            return f"'cells[{i}]' must be an object with text 'entry_id', 'cell' and 'track'"
+    return data_problem(data)
 
 
 def fmt_value(v: Any) -> str:
@@ -59,13 +149,19 @@ def fmt_value(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def write_pages(summaries: list[dict[str, Any]], root: Path, title: str, entry_ids: set[str]) -> str:
-    """Write experiments/<name>.html for each summary; returns the index's navigation links ('' for none)."""
-    if not summaries:
-        return ""
-    (root / "experiments").mkdir(exist_ok=True)
-    links = []
-    for s in summaries:
+def write_pages(
+    summaries: list[dict[str, Any]], root: Path, title: str, entry_ids: set[str]
+) -> tuple[str, list[StoreProblem]]:
+    """Write experiments/<name>.html for each valid summary; returns the index's navigation links ('' for none)
+    and each summary skipped (by position and name) with the reason."""
+    links: list[str] = []
+    problems = []
+    for i, s in enumerate(summaries):
+        if problem := summary_problem(s):
+            name = s.get("experiment") if isinstance(s, dict) else None
+            shown = f"<experiment summary {i + 1}{f' {name!r}' if isinstance(name, str) else ''}>"
+            problems.append(StoreProblem(shown, f"not a valid experiment summary: {problem}"))
+            continue
         name = s["experiment"]
         factors = [f for f in s["factors"] if f != "seed"]
         metrics = [
@@ -99,6 +195,7 @@ def write_pages(summaries: list[dict[str, Any]], root: Path, title: str, entry_i
 evaluation windows. Loss, accuracy and perplexity are on the suite's clean held-out text.</p></section>
 <section><h2>Cells</h2><ul>{entries}</ul></section></main></body></html>
 """
-        (root / "experiments" / f"{name}.html").write_text(page, encoding="utf-8")
+        (root / "experiments").mkdir(exist_ok=True)
+        site_path(root, "experiments", name, suffix=".html").write_text(page, encoding="utf-8")
         links.append(f'<a href="experiments/{e(name)}.html">experiment {e(name)}</a>')
-    return " · ".join(links)
+    return " · ".join(links), problems

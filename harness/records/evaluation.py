@@ -11,8 +11,27 @@ from typing import Any, Literal
 
 from harness.config import doc
 
+#: Most aggregates one record may hold. Each distinct aggregate is a column of its track's table on every row of
+#: the index page; the shipped suites define one or two, so 16 leaves room for versions side by side while one
+#: record can no longer widen the index 100-fold.
+MAX_AGGREGATES = 16
+#: Most tasks (and replicate runs' tasks, contamination tasks, an aggregate's missing tasks) one record may hold:
+#: DCLM's extended suite has 53; each is a row of the entry page.
+MAX_TASKS = 256
+#: Most raw metrics (and standard errors) of one task; lm-eval reports a handful.
+MAX_METRICS = 64
+#: Most replicates (seeds) of one entry.
+MAX_REPLICATES = 64
+
+
+def check_count(where: str, items: Any, limit: int) -> None:
+    """Refuse more than `limit` items under the key `where`."""
+    if len(items) > limit:
+        raise ValueError(f"'{where}' holds {len(items):,} items; at most {limit:,} are allowed")
+
 
 def _check_numbers(where: str, mapping: dict[str, Any]) -> None:
+    check_count(where, mapping, MAX_METRICS if where in ("metrics", "stderr", "heldout_lm") else MAX_TASKS)
     for key, value in mapping.items():
         if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"'{where}.{key}' must be a number, got {value!r}")
@@ -55,6 +74,7 @@ class Aggregate:
     description: str = doc("One line shown in the leaderboard header's tooltip.", default="")
 
     def __post_init__(self) -> None:
+        check_count("missing", self.missing, MAX_TASKS)
         if self.missing and self.value is not None:
             raise ValueError(f"an aggregate with missing tasks ({', '.join(self.missing)}) must have value null")
 
@@ -75,6 +95,8 @@ class Evaluation:
     )
 
     def __post_init__(self) -> None:
+        check_count("evaluation.tasks", self.tasks, MAX_TASKS)
+        check_count("evaluation.aggregates", self.aggregates, MAX_AGGREGATES)
         _check_numbers("heldout_lm", self.heldout_lm)
         if self.primary_aggregate not in self.aggregates:
             raise ValueError(
@@ -106,7 +128,9 @@ class ReplicateRun:
     def __post_init__(self) -> None:
         _check_numbers("tasks", self.tasks)
         _check_numbers("heldout_lm", self.heldout_lm)
+        check_count("aggregates", self.aggregates, MAX_AGGREGATES)
         _check_numbers("aggregates", {k: v for k, v in self.aggregates.items() if v is not None})
+        check_count("examples", self.examples, MAX_TASKS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +145,8 @@ class Replicates:
     note: str = doc("How to read the interval (e.g. that one replicate has no seed spread).", default="")
 
     def __post_init__(self) -> None:
+        check_count("replicates.seeds", self.seeds, MAX_REPLICATES)
+        check_count("replicates.aggregates", self.aggregates, MAX_AGGREGATES)
         if (
             not self.seeds
             or len(self.seeds) != len(self.runs)
@@ -145,3 +171,6 @@ class Contamination:
     items: int = doc("Items checked, over all tasks.")
     tasks: dict[str, Any] = doc("Per task: {items, contaminated, item_ids, documents} (see harness.submit.decontam).")
     rule: Literal["report", "reject"] = doc("The track's rule for contaminated subsets.", default="report")
+
+    def __post_init__(self) -> None:
+        check_count("contamination.tasks", self.tasks, MAX_TASKS)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from harness.config import ConfigError, doc, from_dict, to_dict
 from harness.errors import HarnessError
+from harness.fields import MAX_INT, data_problem, submission_problems
 from harness.records.evaluation import Aggregate, Contamination, Evaluation, Replicates, TaskResult
 
 #: The record format this harness writes. Bump it on any change; older versions it still reads are listed below.
@@ -30,6 +31,9 @@ READABLE_SCHEMA_VERSIONS = (1, 2)
 
 #: Training curves are downsampled to at most this many points so the record stays small.
 MAX_CURVE_POINTS = 200
+
+#: Most seeds (by purpose) a record names.
+MAX_SEEDS = 64
 
 _ENTRY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*-[0-9a-f]{12}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -73,11 +77,10 @@ class Submission:
     link: str = doc("http(s) URL of the code or paper ('' = none).", default="")
 
     def __post_init__(self) -> None:
-        from harness.fields import submission_problems
-
         problems = submission_problems(
-            name=self.name, authors=self.authors, description=self.description, link=self.link, name_required=True
-        )
+            name=self.name, authors=self.authors, description=self.description, link=self.link, name_required=True,
+            contact=self.contact,
+        )  # fmt: skip
         if problems:
             raise ValueError(f"'submission': {problems[0]}")
 
@@ -211,6 +214,8 @@ class Record:
             raise ValueError(f"'created_at' is not an ISO 8601 time: {self.created_at!r}") from None
         if stamp.tzinfo is None:
             raise ValueError(f"'created_at' needs a UTC offset (e.g. +00:00): {self.created_at!r}")
+        if len(self.seeds) > MAX_SEEDS:
+            raise ValueError(f"'seeds' holds {len(self.seeds)} seeds; at most {MAX_SEEDS} are allowed")
         if any(isinstance(v, bool) or not isinstance(v, int) for v in self.seeds.values()):
             raise ValueError(f"'seeds' values must be integers, got {self.seeds!r}")
 
@@ -252,6 +257,9 @@ class Record:
                 f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}. Upgrade harness to read newer records, or "
                 "re-create the record."
             )
+        problem = data_problem(data)  # every string and number, whatever field holds it (harness.fields)
+        if problem:
+            raise RecordError(f"{source}: {problem}")
         try:
             return from_dict(cls, _typed_mappings(data, source), source)
         except ConfigError as exc:
@@ -265,6 +273,10 @@ class Record:
             raise RecordError(f"{source}: not valid JSON: {exc}") from exc
         except RecursionError:
             raise RecordError(f"{source}: not valid JSON: nested too deeply to parse") from None
+        except ValueError as exc:  # an integer literal of more than 4,300 digits (sys.get_int_max_str_digits)
+            raise RecordError(
+                f"{source}: holds an integer too long to read ({exc}); integers must lie within +-{MAX_INT:,}"
+            ) from None
         return cls.from_data(data, source)
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import UsageError
-from harness.records.parse import _UNREAD, StoreProblem, _parse_items, _parse_workers, _path_in
-from harness.records.schema import Record
+from harness.records.parse import _UNREAD, MAX_FILE_BYTES, StoreProblem, _parse_items, _path_in, read_regular
+from harness.records.schema import Record, RecordError
 
 #: Where records go when no --results URL is given: $HARNESS_RESULTS, else ./results.
 RESULTS_ENV = "HARNESS_RESULTS"
@@ -91,25 +91,36 @@ class ResultsStore:
             self.fs.pipe_file(final, blob)
         return final
 
-    def _files(self, track: str | None) -> list[str]:
-        pattern = f"{self.root}/{track or '*'}/*.json"
+    def _files(self, track: str | None) -> tuple[list[str], list[StoreProblem]]:
+        """The record files of `track` (or all), and the entries skipped at once (links, files too large)."""
+        if self._local:
+            return _local_files(self.root, track)
         try:
-            paths = self.fs.glob(pattern)
+            found = self.fs.glob(f"{self.root}/{track or '*'}/*.json", detail=True)
         except FileNotFoundError:
-            return []
-        # Temporary files start with a dot; glob's '*' does not match them on every filesystem, so be explicit.
-        return sorted(p for p in paths if not p.rsplit("/", 1)[-1].startswith("."))
+            return [], []
+        paths, problems = [], []
+        for path, info in sorted(found.items()):
+            if path.rsplit("/", 1)[-1].startswith("."):  # temporary files; glob's '*' may match a leading dot
+                continue
+            size = info.get("size") or 0
+            if size > MAX_FILE_BYTES:
+                message = f"cannot read: {size:,} bytes; a store file holds at most {MAX_FILE_BYTES:,}"
+                problems.append(StoreProblem(self.fs.unstrip_protocol(path), message))
+            else:
+                paths.append(path)
+        return paths, problems
 
     def load(self, track: str | None = None) -> tuple[list[Record], list[StoreProblem], dict[str, Stored]]:
         """As `list`, plus each valid record's stored bytes (and local file) by entry id: the leaderboard's copies
         of the records are these bytes, not the records serialized again."""
-        paths = self._files(track)
+        paths, skipped = self._files(track)
         with paused_gc():
-            if self._local and _parse_workers(len(paths)) > 1:  # each worker reads its own files
+            if self._local:  # each file read by `read_regular` (no links, FIFOs or devices), in the workers if many
                 items = [(path, path, _UNREAD) for path in paths]
-            else:  # one concurrent fetch (object stores), or small stores
+            else:  # one concurrent fetch (object stores)
                 blobs = self.fs.cat(paths, on_error="return") if paths else {}
-                items = [(p, p if self._local else self.fs.unstrip_protocol(p), blobs.get(p)) for p in paths]
+                items = [(p, self.fs.unstrip_protocol(p), blobs.get(p)) for p in paths]
             results = _parse_items(items, self.root)
             records = [r for r, _ in results if isinstance(r, Record)]
             sources = {
@@ -117,7 +128,8 @@ class ResultsStore:
                 for (path, _, _), (r, blob) in zip(items, results, strict=True)
                 if isinstance(r, Record) and blob is not None
             }
-        return records, [r for r, _ in results if isinstance(r, StoreProblem)], sources
+        problems = skipped + [r for r, _ in results if isinstance(r, StoreProblem)]
+        return records, sorted(problems, key=lambda p: p.path), sources
 
     def list(self, track: str | None = None) -> tuple[list[Record], list[StoreProblem]]:
         """Every valid record (of `track`, or all), and the files skipped with the reason."""
@@ -128,10 +140,42 @@ class ResultsStore:
         """The record of entry id `entry`; a clear error when absent or invalid."""
         path = self.path_of(entry)
         try:
-            blob = self.fs.cat_file(path)
+            blob = read_regular(path) if self._local else self.fs.cat_file(path)
         except FileNotFoundError:
             raise UsageError(f"no record {entry!r} in results store {self.url} (looked for {path})") from None
+        except OSError as exc:
+            raise RecordError(f"{path}: cannot read: {exc}") from None
         return Record.from_json(blob, path)
+
+
+def _local_files(root: str, track: str | None) -> tuple[list[str], list[StoreProblem]]:
+    """`<root>/<track>/*.json` of a local store, without following links: a track folder that is a symbolic link
+    (it may lead out of the store) is skipped and named; each file is judged when read (`read_regular`)."""
+    paths: list[str] = []
+    problems: list[StoreProblem] = []
+    try:
+        with os.scandir(root) as top:
+            folders = sorted((d for d in top if track is None or d.name == track), key=lambda d: d.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return [], []
+    for folder in folders:
+        if folder.name.startswith("."):
+            continue
+        if folder.is_symlink():
+            if folder.is_dir():  # follows the link only to say what it is
+                message = "a symbolic link to a folder; a results store's track folders must be real folders"
+                problems.append(StoreProblem(folder.path, message))
+            continue
+        if not folder.is_dir(follow_symlinks=False):
+            continue
+        try:
+            with os.scandir(folder.path) as files:
+                names = sorted(f.name for f in files if f.name.endswith(".json") and not f.name.startswith("."))
+        except OSError as exc:
+            problems.append(StoreProblem(folder.path, f"cannot list: {exc}"))
+            continue
+        paths += [f"{folder.path}/{name}" for name in names]
+    return paths, problems
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:
