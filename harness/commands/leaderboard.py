@@ -50,11 +50,13 @@ def run_build(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    from harness.io.files import require_writable
     from harness.leaderboard.build import build_from_store
     from harness.records import default_results_url
 
     console = Console(stderr=True)
     url = args.results or default_results_url()
+    require_writable(args.out, "--out")
     summary = build_from_store(url, args.out, title=args.title, progress=True)
     for problem in summary.problems:
         text = escape(f"{problem.path}: {problem.message}")  # paths and messages may hold '[', rich markup
@@ -80,8 +82,10 @@ def run_add(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.errors import UsageError
+    from harness.io.files import require_writable
     from harness.records import Record, ResultsStore, default_results_url
 
+    require_writable(args.results or default_results_url(), "--results")
     store = ResultsStore(args.results or default_results_url())
     records = []
     for path in args.records:
