@@ -58,7 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader that has gone away is a broken pipe here, not at exit
+        return code
+    except BrokenPipeError:
+        # `harness validate --json | head`: the reader stopped reading. End quietly with exit code 1 (as Python's
+        # documentation does, and rich when its own output meets a closed pipe); stdout now points at /dev/null so
+        # that the interpreter's own flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except HarnessError as exc:
         from rich.console import Console
         from rich.markup import escape

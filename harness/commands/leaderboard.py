@@ -51,11 +51,13 @@ def run_build(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from harness.fields import printable
+    from harness.io.files import require_writable
     from harness.leaderboard.build import build_from_store
     from harness.records import default_results_url
 
     console = Console(stderr=True)
     url = args.results or default_results_url()
+    require_writable(args.out, "--out")
     summary = build_from_store(url, args.out, title=args.title, progress=True)
     for problem in summary.problems:
         # Paths and messages may hold '[' (rich markup), control characters or undecodable bytes of a file name.
@@ -82,9 +84,11 @@ def run_add(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.errors import UsageError
+    from harness.io.files import require_writable
     from harness.records import Record, RecordError, ResultsStore, default_results_url
     from harness.records.parse import MAX_FILE_BYTES
 
+    require_writable(args.results or default_results_url(), "--results")
     store = ResultsStore(args.results or default_results_url())
     records = []
     for path in args.records:  # all validated before any is written; the first bad one refuses the lot

@@ -45,6 +45,13 @@ def _run(args: argparse.Namespace) -> int:
         done = run_cell(experiment, paths, cell, args.device)
         console.print(f"cell {cell.key}: entry {done['entry_id']} on {done['track']}")
         return 0
+    from harness.io.files import require_writable
+
+    require_writable(paths.root, "--out")
+    if args.launcher == "slurm":  # its paths go into a batch script: refused before the cells are built
+        from harness.train.launch import refuse_control_characters
+
+        refuse_control_characters([str(paths.root.resolve()), paths.results])
     with console.status("building the cells' subsets"):
         cells = build_cells(experiment, paths)
     finished = sum(paths.done(c) is not None for c in cells)

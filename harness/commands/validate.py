@@ -28,13 +28,11 @@ def run(args: argparse.Namespace) -> int:
 
     from harness.display.contamination import render_contamination
     from harness.display.validation import render_report
-    from harness.submit.decontam import check_subset
-    from harness.submit.validate import validate_subset
+    from harness.submit.decontam_subset import validate_and_check
     from harness.tracks import get_track
 
     track = get_track(args.track)
-    report = validate_subset(track, args.subset)
-    contamination = None if args.no_contamination or not report.ok else check_subset(track, args.subset)
+    report, contamination = validate_and_check(track, args.subset, check=not args.no_contamination)
     if args.json:
         print(json.dumps({**report.to_dict(), "contamination": contamination and contamination.to_dict()}, indent=2))
     else:

@@ -304,12 +304,15 @@ def run_local(
 
 def write_slurm_array(experiment: Experiment, paths: SweepPaths, cells: list[Cell], device: str | None) -> Path | None:
     """Write `sweep.sbatch`, a job array over the pending cells (one GPU each); None when nothing is pending."""
+    from harness.train.launch import refuse_control_characters
+
+    cmd = cell_command(experiment, paths, "$KEY", device)
+    refuse_control_characters([str(paths.root.resolve()), *cmd, experiment.name])  # before anything is written
     pending = [c for c in cells if paths.done(c) is None]
     if not pending:
         return None
     (paths.root / "cells.txt").write_text("".join(f"{c.key}\n" for c in pending))
     (paths.root / "logs").mkdir(parents=True, exist_ok=True)
-    cmd = cell_command(experiment, paths, "$KEY", device)
     line = " ".join(f'"{a}"' if a == "$KEY" else shlex.quote(a) for a in cmd)
     cells_file = shlex.quote(str((paths.root / "cells.txt").resolve()))
     script = f"""#!/bin/bash

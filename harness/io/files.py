@@ -113,3 +113,35 @@ def write_text_atomic(path: Path, text: str, *, durable: bool = False) -> None:
 def write_json_atomic(path: Path, data: Any, *, indent: int = 1, durable: bool = False) -> None:
     """Sorted-key JSON, atomically (completion markers, manifests; the training folder uses indent 2)."""
     write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=True) + "\n", durable=durable)
+
+
+def unwritable_reason(target: str | os.PathLike[str]) -> str | None:
+    """Why a local output folder cannot be written (created, or written into), or None when it can be; remote
+    URLs are not checked here (their store answers when written). Checked when a command starts, so an output
+    that cannot be written fails before any work, not after hours of it."""
+    text = os.fspath(target)
+    if "://" in text and not text.startswith("file://"):
+        return None
+    path = Path(text.removeprefix("file://")).absolute()
+    probe = path
+    while not probe.exists():  # the nearest existing ancestor decides whether the folder can be made
+        if probe.parent == probe:
+            return f"{probe} does not exist"
+        if probe.is_symlink():
+            return f"{probe} is a symlink to nothing"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file, not a folder" if probe != path else f"{path} is a file, not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):  # also false on a read-only file system, even for root
+        return f"{probe} is not writable by this user"
+    return None
+
+
+def require_writable(target: str | os.PathLike[str], option: str) -> None:
+    """UsageError (exit 2) naming the folder and the fix when `unwritable_reason` finds one."""
+    from harness.errors import UsageError
+
+    reason = unwritable_reason(target)
+    if reason is not None:
+        raise UsageError(f"{option} {os.fspath(target)}: cannot write there ({reason}); choose a folder you can "
+                         f"write with {option}, or fix its permissions")  # fmt: skip

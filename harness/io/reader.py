@@ -8,8 +8,11 @@ the same way: as an `InputError` naming the file and the fix, never as a traceba
   so); dangling or looping symlinks and unreachable stores are unreadable inputs, not crashes.
 - Decoding (`open_stream`): `.gz` and `.zst` are decoded strictly: a stream must end where its format says it
   ends (a `.zst` cut at a block boundary decodes without error in most readers; here it is refused), and
-  anything that is not the named format is refused. Output is produced in bounded pieces, so a compression bomb
-  costs time, not memory.
+  anything that is not the named format is refused. Output is produced in bounded pieces and two bounds hold for
+  every file, compressed or not: a line is at most `MAX_LINE_BYTES` (64 MiB; a line longer is refused naming it,
+  before more of it is held), and a file decodes to at most `MAX_RATIO` (100) times its stored size or
+  `FILE_FLOOR` (64 MiB), whichever is larger. So a compression bomb costs bounded memory (one line) and time
+  (what a plain file a hundred times its size would cost), and ends as a problem of its file, never a MemoryError.
 - Parsing (`loads`): JSON nested too deeply for the parser is a malformed line like any other.
 """
 
@@ -30,13 +33,26 @@ from harness.io.files import compression_of, is_jsonl
 #: Compressed bytes fed to the zstd decoder per call: bounds the output of one call (at most ~32768x) to 32 MB.
 _ZSTD_FEED = 1 << 10
 _RAW_BLOCK = 1 << 20
+#: The longest line read, in decoded bytes. A DCLM document is a Common Crawl page cut at 1 MiB of HTML, so its
+#: text is under 1 MiB; JSON escapes at most sextuple it (`\u00e9` for 2 bytes) and whole books (the longest
+#: Project Gutenberg texts are 5-15 MB) fit too. Reading such a line costs about 5x its size in memory (the
+#: line, its decoded str, the spool), so 64 MiB keeps one line's cost near 330 MB.
+MAX_LINE_BYTES = 64 << 20
+#: Decoded bytes per stored byte beyond which a file is a compression bomb, not data: web text compresses 3-5x
+#: (gzip or zstd), an id-only subset 2.5x, heavily boilerplated text under 20x; a file of one repeated byte
+#: reaches 1,000x (gzip) to millions (zstd).
+MAX_RATIO = 100
+#: Decoded bytes any file may reach whatever its ratio (a small file of repeated text stays readable): one line
+#: at its bound. Past it, a bomb costs what a plain file of 100x its size would (the scan's time is per line).
+FILE_FLOOR = MAX_LINE_BYTES
 
 
 class InputError(HarnessError):
-    """An input that cannot be read (missing, unreachable, corrupt, truncated): names the file and the fix."""
+    """An input that cannot be read (missing, unreachable, corrupt, truncated, over a bound): names the file and
+    the fix; `code` is the validation problem it becomes, `line` the line it is at when known (else 0)."""
 
-    def __init__(self, url: str, reason: str, fix: str = "") -> None:
-        self.url, self.reason, self.fix = url, reason, fix
+    def __init__(self, url: str, reason: str, fix: str = "", *, code: str = "unreadable-input", line: int = 0) -> None:
+        self.url, self.reason, self.fix, self.code, self.line = url, reason, fix, code, line
         super().__init__(f"{url}: {reason}" + (f"; {fix}" if fix else ""))
 
     def message(self) -> str:
@@ -194,9 +210,11 @@ def _expand_glob(text: str, storage_options: dict[str, Any] | None) -> Expansion
 class _Decoded(io.RawIOBase):
     """The uncompressed bytes of one stored file; every failure below becomes an InputError naming the file."""
 
-    def __init__(self, url: str, raw: IO[bytes]) -> None:
+    def __init__(self, url: str, raw: IO[bytes], size: int | None = None) -> None:
         self.url, self.raw, self.kind = url, raw, compression_of(url)
         self.consumed = 0  # stored bytes read so far (progress in compressed bytes)
+        self.size = size  # stored bytes in all, when known (else the ratio bound follows `consumed`)
+        self.produced, self.newlines, self.open_line = 0, 0, 0  # decoded bytes, newlines, bytes since the last
         self._pending, self._offset = b"", 0  # decoded bytes not yet returned
         self._zstd: Any = None
         self._gzip: Any = None
@@ -216,8 +234,31 @@ class _Decoded(io.RawIOBase):
             raise
         except Exception as exc:  # any failure here means the input cannot be read
             raise self._decode_error(exc) from None
+        self._bound(data)
         buffer[: len(data)] = data
         return len(data)
+
+    def _bound(self, data: bytes) -> None:
+        """Count lines and bytes of decoded output; refuse a line or a file past its bound (see the module)."""
+        last = data.rfind(b"\n")
+        if last < 0:
+            self.open_line += len(data)
+        else:
+            self.newlines += data.count(b"\n")
+            self.open_line = len(data) - last - 1
+        if self.open_line > MAX_LINE_BYTES:
+            line = self.newlines + 1
+            raise InputError(self.url, f"line {line} is longer than {MAX_LINE_BYTES >> 20} MiB without a newline "
+                             "(the rest of the file is not read)", "a document is one line of at most "
+                             f"{MAX_LINE_BYTES >> 20} MiB: split or leave out this one", code="line-too-long",
+                             line=line)  # fmt: skip
+        self.produced += len(data)
+        stored = max(self.size or 0, self.consumed)
+        if self.produced > FILE_FLOOR and self.produced > MAX_RATIO * stored:
+            raise InputError(self.url, f"decodes to more than {MAX_RATIO} times its stored size ({self.produced >> 20}"
+                             f" MiB from {stored / 2**20:.1f} MiB, after line {self.newlines}): a compression bomb, "
+                             "not text (the rest of the file is not read)", "compress the subset's real lines "
+                             "instead", code="compression-bomb", line=self.newlines)  # fmt: skip
 
     def _decode_error(self, exc: BaseException) -> InputError:
         if self.kind is None or (isinstance(exc, OSError) and not type(exc).__name__.startswith("BadGzip")):
@@ -302,18 +343,18 @@ def open_stream(url: str, storage_options: dict[str, Any] | None = None) -> Iter
     try:
         if local:
             path = url.removeprefix("file://")
-            if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, /dev/zero never end
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would block, /dev/zero never end
                 raise InputError(url, "not a regular file", "point the input at a file")
-            raw = open(path, "rb", buffering=_RAW_BLOCK)  # noqa: SIM115 - closed below
+            raw, size = open(path, "rb", buffering=_RAW_BLOCK), info.st_size  # noqa: SIM115 - closed below
         else:
             raw = fsspec.open(url, "rb", **store_options(url, storage_options)).open()
+            size = getattr(raw, "size", None)
     except Exception as exc:  # any failure here means the input cannot be read
         raise describe_failure(url, exc) from None
     with raw:
-        if local and compression_of(url) is None:
-            yield raw  # the C reader: a local file's lines need no decoding layer
-        else:
-            yield io.BufferedReader(_Decoded(url, raw), _RAW_BLOCK)
+        # Plain files too: the line bound holds for every input (the layer costs one call per MiB read).
+        yield io.BufferedReader(_Decoded(url, raw, size if isinstance(size, int) else None), _RAW_BLOCK)
 
 
 def loads(line: bytes | str) -> Any:

@@ -24,7 +24,7 @@ import contextlib
 import io
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -160,17 +160,23 @@ class Scanner:
     def flush(self) -> None:
         if not self._batch:
             return
+        pairs = self.match([text for _, text in self._batch])
+        batch = self._batch
+        self._record(np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64), lambda d: batch[d][0])
+        self._batch.clear()
+
+    def match(self, texts: list[str]) -> list[np.ndarray]:
+        """Per table of the index (in its order): the (text, item) pairs where the text holds the item, sorted.
+        A text's pairs depend on that text alone, whatever else is in the list."""
         all_words: list[str] = []
-        lengths = np.empty(len(self._batch), dtype=np.int64)
-        for k, (_, text) in enumerate(self._batch):
+        lengths = np.empty(len(texts), dtype=np.int64)
+        for k, text in enumerate(texts):
             ws = words(text)
             lengths[k] = len(ws)
             all_words += ws
         flat = _word_hashes(all_words)  # one call per batch: the per-document overhead dominated
-        doc_of = np.repeat(np.arange(len(self._batch)), lengths)
-        pairs = [self._hits(flat, doc_of, length, table) for length, table in self.index.tables.items()]
-        self._record(np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64))
-        self._batch.clear()
+        doc_of = np.repeat(np.arange(len(texts)), lengths)
+        return [self._hits(flat, doc_of, length, table) for length, table in self.index.tables.items()]
 
     def _hits(self, flat: np.ndarray, doc_of: np.ndarray, length: int, table: _Table) -> np.ndarray:
         """(document in batch, item) pairs where the document holds at least min_coverage of the item."""
@@ -207,10 +213,11 @@ class Scanner:
         keep = covered >= self.min_coverage * self.index.words_per_item[item] - 1e-9
         return np.stack([doc[keep], item[keep]], axis=1)
 
-    def _record(self, pairs: np.ndarray) -> None:
+    def _record(self, pairs: np.ndarray, doc_id_of: Callable[[int], str]) -> None:
+        """Count (document, item) pairs in the order given (the lists keep the first ones)."""
         seen_docs: set[int] = set()
         for d, k in pairs.tolist():
-            doc_id = self._batch[d][0]
+            doc_id = doc_id_of(d)
             self._item_hits[k] = self._item_hits.get(k, 0) + 1
             listed = self._item_docs.setdefault(k, [])
             if len(listed) < MAX_DOCS_PER_ITEM:
@@ -365,18 +372,6 @@ def check_files(track: Track, paths: Iterable[str], *, mirror: str | None = None
     """The contamination report of resolved subset files (what `submit`'s validate stage writes)."""
     suite, index = track_index(track, mirror=mirror)
     return scan_documents(iter_jsonl_documents(paths), suite, index)
-
-
-def check_subset(track: Track, subset: str, *, mirror: str | None = None) -> ContaminationReport:
-    """The contamination report of a (valid) subset as submitted: its texts resolved against the pool."""
-    import tempfile
-
-    from harness.submit.materialize import materialize_subset
-
-    suite, index = track_index(track, mirror=mirror)  # missing suite data fails before the subset is read
-    with tempfile.TemporaryDirectory(prefix="harness-decontam-") as tmp:
-        files = materialize_subset(subset, track, tmp)
-        return scan_documents(iter_jsonl_documents(map(str, files)), suite, index)
 
 
 class SubsetContaminated(HarnessError):

@@ -58,6 +58,16 @@ class SubmitOptions:
         )  # fmt: skip
         if problems:  # refused before any work starts, not after training
             raise UsageError("the submission's fields are not acceptable: " + "; ".join(problems))
+        from harness.io.files import require_writable
+
+        # Each output is written only at its stage (the record after evaluation): checked now, before any work.
+        for folder, option in (
+            (self.run_dir, "--run-dir"),
+            (self.results, "--results"),
+            (self.leaderboard, "--leaderboard"),
+        ):
+            if folder:
+                require_writable(folder, option)
 
     def replicate_seeds(self, track: Track) -> tuple[int, ...]:
         """The seeds this submission trains with: `seeds`, else the track's first `replicates`; a clear error for

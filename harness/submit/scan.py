@@ -78,10 +78,13 @@ class Scan:
         done = [0]  # lines read before a failure, for the report
         try:
             self._read_lines(file_no, url, bar, job, done)
-        except InputError as exc:  # unreadable, truncated or corrupt: a problem of this file, after its last line
+        except InputError as exc:  # unreadable, truncated, corrupt or over a bound: a problem of this file
             self.lines += done[0]
-            where = f"after line {done[0]}: " if done[0] else ""
-            self.problem((file_no << 32) + done[0], "unreadable-input", where + exc.message())
+            if exc.line:  # a line over the bound, or a bomb: at the line the reader names
+                self.problem((file_no << 32) + exc.line, exc.code, exc.message())
+            else:
+                where = f"after line {done[0]}: " if done[0] else ""
+                self.problem((file_no << 32) + done[0], exc.code, where + exc.message())
         bar.update(job, advance=len(self.b_ids))
         self.flush()
 
@@ -100,6 +103,9 @@ class Scan:
                         if len(ids) >= _BATCH:
                             bar.update(job, advance=len(ids))
                             self.flush()
+                        continue
+                    if raw.isspace():  # a blank line: no parser (its exception costs microseconds)
+                        self.blank_lines += 1
                         continue
                     if lineno == 1 and raw.startswith(_BOM):
                         raw = raw[len(_BOM) :]

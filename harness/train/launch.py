@@ -42,6 +42,15 @@ def _shell_word(arg: str) -> str:
     return word.removesuffix("''")  # an empty literal after a trailing variable
 
 
+def refuse_control_characters(values: list[str] | tuple[str, ...], what: str = "path") -> None:
+    """UsageError naming the first value with a newline or another control character: a batch script is read
+    line by line, so a newline in a path written into it would start a command of its own."""
+    for value in values:
+        if any(not ch.isprintable() and ch != " " for ch in value):
+            raise UsageError(f"cannot write a slurm script with the {what} {value!r}: it holds a newline or another "
+                             "control character; choose a plainer folder name")  # fmt: skip
+
+
 def _sbatch_value(value: str) -> str:
     """A value on an `#SBATCH` line (read by sbatch, not bash): one line, double-quoted."""
     if any(ch in value for ch in '\n\r\0"') or not value.isprintable():
@@ -53,6 +62,7 @@ def _sbatch_value(value: str) -> str:
 def write_slurm_script(out_dir: Path, *, nodes: int, nproc: int, module: str, args: list[str]) -> Path:
     """Write `out_dir/train.sbatch`: one task per node, each running torchrun with `nproc` processes, meeting at
     the first node of the allocation. Submitting it again resumes from the newest checkpoint."""
+    refuse_control_characters([str(out_dir.absolute()), sys.executable, module, *args])
     cmd = torchrun_command(
         nproc=nproc, module=module, args=args, nodes=nodes, rdzv=f"\0HEAD\0:{RDZV_PORT}", rdzv_id="\0SLURM_JOB_ID\0"
     )
