@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "eval-data": "eval_data",
     "submit": "submit",
+    "bundle": "bundle",
+    "verify": "verify",
     "compare": "compare",
     "score": "score",
     "select": "select",
