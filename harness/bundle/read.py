@@ -113,6 +113,10 @@ def _load(root: Path, source: Path) -> Bundle:
         raise BundleUnusable(f"{path}: 'files' must map paths to {{sha256, bytes}}")
     for rel, info in files.items():
         _check_entry(path, rel, info)
+    missing = [rel for rel in files if not (root / rel).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise BundleUnusable(f"{source}: {missing[0]} is missing{more}; the manifest lists it")
     return Bundle(root, manifest, hashlib.sha256(raw).hexdigest(), source)
 
 
@@ -131,11 +135,7 @@ def _check_entry(manifest: Path, rel: str, info: Any) -> None:
 
 
 def check_files(bundle: Bundle, outcome: Outcome) -> None:
-    """Every listed file present (else unusable) and with its hash; files not listed are mismatches too."""
-    missing = [rel for rel in bundle.files if not (bundle.root / rel).is_file()]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise BundleUnusable(f"{bundle.source}: {missing[0]} is missing{more}; the manifest lists it")
+    """Every listed file (all present: `open_bundle` checked) with its hash; files not listed are mismatches too."""
     bad = 0
     for rel, info in sorted(bundle.files.items()):
         path = bundle.root / rel

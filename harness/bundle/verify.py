@@ -61,13 +61,13 @@ def verify_bundle(
         raise UsageError(f"unknown level {level!r}: choose one of {', '.join(LEVELS)}")
     with open_bundle(source) as bundle:
         track = _track(bundle)
-        record = _record(bundle)
         if level == "train" and not is_cpu_track(track):
             raise BundleUnusable(
                 f"track {track.name} trains on GPUs: the train level re-runs whole entries of CPU tracks only (debug, "
                 "nano); a GPU track's training is checked by a spot check of its first steps, which this harness does "
                 "not implement. Verify --level eval instead"
             )
+        record = _record(bundle)
         dev = device or ("cpu" if record["hardware"].get("accelerator", "cpu") == "cpu" else "cuda")
         tol = default_tolerance(track, record, dev) if tolerance is None else tolerance
         outcome = Outcome(bundle.bundle_hash, record["entry_id"], track.name, level, dev, tol)
@@ -204,10 +204,22 @@ def _check_tokens(
 ) -> Path:
     from harness.data.tokenize import tokenize_for_track
     from harness.io.files import file_sha256
+    from harness.submit.materialize import materialize_subset
 
-    files = sorted(str(bundle.root / rel) for rel in bundle.files if rel.startswith(SUBSET_DIR + "/"))
+    # materialised again as the validate stage does (pool texts resolved, canonical order): an honest bundle's
+    # subset files come back byte for byte, and whatever was edited into them is tokenized as a submit would
+    files = materialize_subset(bundle.root / SUBSET_DIR, track, work / "subset", progress=progress)
+    bundled = sorted(rel for rel in bundle.files if rel.startswith(SUBSET_DIR + "/"))
+    same = [f"{SUBSET_DIR}/{f.name}" for f in files] == bundled and all(
+        f.read_bytes() == (bundle.root / rel).read_bytes() for f, rel in zip(files, bundled, strict=True)
+    )
+    if not same:
+        outcome.add("data", f"{SUBSET_DIR}/", False, "materialising the subset again gives other files: they are not "
+                    "the validated subset as the submit wrote it")  # fmt: skip
     shards = work / "shards"
-    stats = tokenize_for_track(track, files, str(shards), progress=progress, subset_hash=record["subset"]["sha256"])
+    stats = tokenize_for_track(
+        track, [str(f) for f in files], str(shards), progress=progress, subset_hash=record["subset"]["sha256"]
+    )
     fresh, recorded = stats.to_dict(), bundle.json(DATA_STATS)
     differ = [k for k in STATS_COMPARED if fresh.get(k) != recorded.get(k)]
     for k in differ:

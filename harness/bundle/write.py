@@ -200,7 +200,7 @@ def make_bundle(
         checkpoint_file=ckpt_file if checkpoint_url else None,
     )  # fmt: skip
     if archive:
-        result = BundleResult(**{**result.__dict__, "archive": write_archive(out)})
+        result = BundleResult(**{**result.__dict__, "archive": write_archive(out, result.entry_id)})
     return result
 
 
@@ -223,19 +223,20 @@ def _manifest(part: Path, record: dict[str, Any], ckpt_file: Path, url: str | No
     }
 
 
-def write_archive(folder: Path) -> Path:
-    """`<folder>.tar.gz` of the bundle, byte-identical for the same bundle (sorted members, no times or owners)."""
+def write_archive(folder: Path, top: str) -> Path:
+    """`<folder>.tar.gz` of the bundle, its files under the folder `top` (the entry id), byte-identical for the same
+    bundle wherever it lies (sorted members, no times or owners)."""
     target = folder.with_name(folder.name + ".tar.gz")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with (
         open(tmp, "wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for path in sorted(folder.rglob("*")):
             if not path.is_file() or path.name == VERIFICATION:
                 continue
-            info = tarfile.TarInfo(f"{folder.name}/{path.relative_to(folder).as_posix()}")
+            info = tarfile.TarInfo(f"{top}/{path.relative_to(folder).as_posix()}")
             info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
             with open(path, "rb") as fh:
                 tar.addfile(info, fh)
