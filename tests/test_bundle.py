@@ -302,3 +302,25 @@ def test_a_subset_of_another_pool_fails(
     bad = _checks(outcome)
     assert "does not validate against track debug" in bad["subset"] and "subset-00000.jsonl.gz line 1" in bad["subset"]
     assert "not re-tokenized" in bad["tokenization"]
+
+
+@pytest.mark.slow
+def test_weights_kept_at_a_url_are_fetched_and_checked(
+    entry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url_file = tmp_path / "store" / "model.safetensors"
+    bundle = tmp_path / "b"
+    _bundle(entry, bundle, "--checkpoint-url", url_file.as_uri(), capsys=capsys)
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    assert (
+        manifest["checkpoint"]["url"] == url_file.as_uri() and "checkpoint/model.safetensors" not in manifest["files"]
+    )
+    code, out, _ = _verify(bundle, "eval", capsys)
+    assert code == 2 and "cannot be fetched" in out, out  # not uploaded yet
+    url_file.parent.mkdir()
+    url_file.write_bytes(b"something else")
+    code, out, outcome = _verify(bundle, "eval", capsys)
+    assert code == 1 and "another file is at the URL" in _checks(outcome)[f"checkpoint {url_file.as_uri()}"], out
+    shutil.copyfile(bundle.with_name("b.safetensors"), url_file)  # uploaded
+    code, out, outcome = _verify(bundle, "eval", capsys)
+    assert code == 0 and outcome["level"] == "eval", out

@@ -161,19 +161,18 @@ def verify_train(
                     + (f" ({diff:+.6g})" if diff else ""), diff)  # fmt: skip
     _compare_logs(bundle, Path(result.log), outcome)
     fresh = load_tensors_of(Path(result.checkpoint))
-    differ = (
-        compare_tensors(load_tensors(bundle.path(CHECKPOINT)), fresh)
-        if "path" in bundle.manifest["checkpoint"]
-        else None
-    )
-    if differ == {}:
-        outcome.add("train", "weights", True, f"the re-trained final weights are bit-identical to {CHECKPOINT} "
+    ours = bundle.path(CHECKPOINT) if "path" in bundle.manifest["checkpoint"] else work / "model.safetensors"
+    differ = compare_tensors(load_tensors(ours), fresh)  # with a URL, the eval level fetched the weights to `work`
+    seeds = (record.get("replicates") or {}).get("seeds") or []
+    if len(seeds) > 1:
+        outcome.notes.append(f"the entry has {len(seeds)} replicates: only the official seed's run was re-trained")
+    if not differ:
+        outcome.add("train", "weights", True, f"the re-trained final weights are bit-identical to the bundle's "
                     f"({len(fresh)} tensors), so their scores are the ones the eval level re-measured")  # fmt: skip
         return
-    if differ:
-        worst = max(differ, key=differ.__getitem__)
-        outcome.add("train", "weights", False, f"{len(differ)} of {len(fresh)} tensors differ from {CHECKPOINT}; "
-                    f"the largest difference is {differ[worst]:.3g} in {worst}", differ[worst])  # fmt: skip
+    worst = max(differ, key=differ.__getitem__)
+    outcome.add("train", "weights", False, f"{len(differ)} of {len(fresh)} tensors differ from the bundle's; the "
+                f"largest difference is {differ[worst]:.3g} in {worst}", differ[worst])  # fmt: skip
     from harness.evaluate.run import evaluate_checkpoint
 
     measured = evaluate_checkpoint(str(result.checkpoint), suite=track.suite, track=track, device=outcome.device,
