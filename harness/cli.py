@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "eval-data": "eval_data",
     "submit": "submit",
+    "bundle": "bundle",
+    "verify": "verify",
     "compare": "compare",
     "score": "score",
     "select": "select",

@@ -145,6 +145,7 @@ def test_every_command_is_offered():
     from cli_helpers import subcommands
 
     assert subcommands() == {
-        "tracks", "pool", "validate", "tokenize", "train", "evaluate", "export", "eval-data", "submit", "compare", "leaderboard",
+        "tracks", "pool", "validate", "tokenize", "train", "evaluate", "export", "eval-data", "submit", "bundle", "verify", "compare",
+        "leaderboard",
         "demo", "score", "select", "classifier", "sweep", "scaling",
     }  # fmt: skip
