@@ -324,3 +324,48 @@ def test_weights_kept_at_a_url_are_fetched_and_checked(
     shutil.copyfile(bundle.with_name("b.safetensors"), url_file)  # uploaded
     code, out, outcome = _verify(bundle, "eval", capsys)
     assert code == 0 and outcome["level"] == "eval", out
+
+
+# ------------------------------------------------------------------------------------ leaderboard status
+
+
+@pytest.mark.slow
+def test_leaderboard_add_verifies_a_bundle_and_the_site_shows_how_each_entry_was_checked(
+    bundled: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.leaderboard.sample import synthetic_record
+    from harness.records import ResultsStore
+
+    results, other = str(tmp_path / "results"), synthetic_record("debug", 7)
+    (tmp_path / "other.json").write_text(other.to_json())
+    assert main(["leaderboard", "add", str(bundled[0]), str(tmp_path / "other.json"), "--results", results]) == 0
+    assert f"verified: data (bundle {bundled[1]})" in capsys.readouterr().err
+    assert not (bundled[0] / VERIFICATION).exists()  # the participant's bundle is left as it was
+    _, _, sources = ResultsStore(results).load()
+    entry_id = json.loads((bundled[0] / "record.json").read_text())["entry_id"]
+    assert sources[entry_id].checked == "verified: data" and sources[other.entry_id].checked == "self-reported"
+    assert main(["leaderboard", "build", "--results", results, "--out", str(tmp_path / "site")]) == 0
+    data = (tmp_path / "site" / "assets" / "data.js").read_text()
+    assert '"checked":"verified: data"' in data and '"checked":"self-reported"' in data
+    assert "verified: data" in (tmp_path / "site" / "entries" / f"{entry_id}.html").read_text()
+    # A record replaced after its verification (a re-run of the same entry) is self-reported again.
+    record = json.loads((bundled[0] / "record.json").read_text())
+    record["submission"]["name"] = "renamed later"
+    (tmp_path / "again.json").write_text(json.dumps(record))
+    assert main(["leaderboard", "add", str(tmp_path / "again.json"), "--results", results]) == 0
+    assert ResultsStore(results).load()[2][entry_id].checked == "self-reported"
+
+
+@pytest.mark.slow
+def test_leaderboard_add_refuses_a_bundle_that_does_not_verify(
+    bundled: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = _copy(bundled, tmp_path)
+    subset = next((bundle / "subset").glob("*.jsonl.gz"))
+    lines = gzip.decompress(subset.read_bytes()).decode().splitlines()
+    lines[0] = lines[0].replace(json.loads(lines[0])["id"], "0" * 32)
+    subset.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
+    _reseal(bundle)
+    assert main(["leaderboard", "add", str(bundle), "--results", str(tmp_path / "results")]) == 1
+    assert "refused, nothing added" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.json"))

@@ -37,7 +37,7 @@ def test_command_line_is_pinned() -> None:
     assert subcommands("leaderboard") == {"build", "publish", "add"}
     assert command_options("leaderboard", "build") == {"--results", "--out", "--title"}
     assert command_options("leaderboard", "publish") == {"--site", "--out", "--endpoint-url"}
-    assert command_options("leaderboard", "add") == {"records", "--results"}
+    assert command_options("leaderboard", "add") == {"records", "--results", "--verify"}
 
 
 def test_site_has_every_page_chart_and_download(site: Path) -> None:

@@ -230,3 +230,29 @@ def test_store_on_s3(s3_endpoint: str) -> None:
     assert sorted(r.entry_id for r in records) == sorted([a.entry_id, b.entry_id])
     assert [p.path for p in problems] == ["s3://results/shared/debug/debug-eeeeeeeeeeee.json"]
     assert fresh.get(b.entry_id) == b
+
+
+def test_a_verification_counts_for_the_bytes_it_verified_and_bad_ones_are_skipped(tmp_path: Path) -> None:
+    from harness.leaderboard.sample import synthetic_record
+    from harness.records.verified import FOLDER, Verification, add_verification, record_sha256
+
+    store = ResultsStore(str(tmp_path))
+    a, b = synthetic_record("debug", 1), synthetic_record("debug", 2)
+    store.add(a)
+    store.add(b)
+    common = {"bundle": "a" * 64, "verified_at": "2026-12-06T00:00:00+00:00", "harness_version": "0"}
+    add_verification(str(tmp_path), Verification(entry_id=a.entry_id, level="eval",
+                     record_sha256=record_sha256(a.to_json().encode()), **common))  # fmt: skip
+    add_verification(
+        str(tmp_path), Verification(entry_id=b.entry_id, level="train", record_sha256="b" * 64, **common)
+    )  # fmt: skip  (of other bytes than stored)
+    bad = tmp_path / FOLDER / "debug-000000000000"
+    bad.mkdir()
+    (bad / "verification.json").write_text(json.dumps({**common, "entry_id": "x/../y", "level": "all"}))
+    records, problems, sources = store.load()
+    assert len(records) == 2 and sources[a.entry_id].checked == "verified: eval"
+    assert sources[b.entry_id].checked == "self-reported"
+    assert [p.path for p in problems] == [str(bad / "verification.json")]
+    with pytest.raises(ValueError, match="'level' must be one of"):
+        add_verification(str(tmp_path), Verification(entry_id=a.entry_id, level="all", record_sha256="a" * 64,
+                                                     **common))  # fmt: skip

@@ -26,8 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from harness.display.progress import make_progress
     from harness.errors import UsageError
     from harness.evaluate.checkpoint import resolve_checkpoint
     from harness.evaluate.run import evaluate_checkpoint
@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
         info = resolve_checkpoint(args.checkpoint, track=track)
         suite = get_track(info.track).suite if info.track else "core"
     console = Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with make_progress(console, transient=True) as progress:
         result = evaluate_checkpoint(
             args.checkpoint, suite=suite, track=track, limit=args.limit, mirror=args.mirror, device=args.device,
             batch_size=args.batch_size, tokenizer_file=args.tokenizer_file, progress=progress,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,11 +34,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     publish.set_defaults(run=run_publish)
 
-    add = lsub.add_parser("add", help="validate record JSON files and add them to a results store")
-    add.add_argument("records", nargs="+", type=Path, metavar="RECORD.json", help="record files")
+    add = lsub.add_parser(
+        "add", help="validate record files, or verify bundles, and add them to a results store"
+    )  # fmt: skip
+    add.add_argument(
+        "records", nargs="+", type=Path, metavar="RECORD.json|BUNDLE",
+        help="record files (self-reported), or bundles written by `harness bundle` (a folder or its .tar.gz)",
+    )  # fmt: skip
     add.add_argument(
         "--results", metavar="URL", default=None, help="results store (default: $HARNESS_RESULTS or ./results)"
     )
+    add.add_argument(
+        "--verify", choices=("data", "eval", "train"), default="data",
+        help="level to which each bundle is verified before it is added (harness verify; default: data)",
+    )  # fmt: skip
     add.set_defaults(run=run_add)  # fmt: skip
 
 
@@ -80,7 +90,15 @@ def run_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_bundle(path: Path) -> bool:
+    from harness.bundle import MANIFEST
+
+    return (path / MANIFEST).is_file() if path.is_dir() else path.name.endswith((".tar.gz", ".tgz"))
+
+
 def run_add(args: argparse.Namespace) -> int:
+    """Every record file validated and every bundle verified before anything is written; the first bad one
+    refuses the lot (exit 2 for an unusable file, 1 for a bundle whose numbers do not verify)."""
     from rich.console import Console
 
     from harness.errors import UsageError
@@ -88,20 +106,71 @@ def run_add(args: argparse.Namespace) -> int:
     from harness.records import Record, RecordError, ResultsStore, default_results_url
     from harness.records.parse import MAX_FILE_BYTES
 
-    require_writable(args.results or default_results_url(), "--results")
-    store = ResultsStore(args.results or default_results_url())
-    records = []
-    for path in args.records:  # all validated before any is written; the first bad one refuses the lot
+    url = args.results or default_results_url()
+    require_writable(url, "--results")
+    store = ResultsStore(url)
+    records, verified = [], []
+    for path in args.records:
         if not path.exists():
             raise UsageError(f"record file {path} does not exist")
+        if _is_bundle(path):
+            outcome, record = _verified_record(path, args.verify)
+            if outcome is None:
+                return 1
+            records.append(record)
+            verified.append((record, outcome))
+            continue
         if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
             raise UsageError(f"record file {path} is not a regular file of at most {MAX_FILE_BYTES:,} bytes")
         try:
             records.append(Record.from_json(path.read_bytes(), str(path)))
         except RecordError as exc:
             raise UsageError(f"refused, nothing added: {exc}") from None
+    console = Console(stderr=True)
     for record in records:
-        Console(stderr=True).print(
-            f"added {record.entry_id} -> {store.add(record)}", highlight=False, markup=False, soft_wrap=True
-        )
+        console.print(f"added {record.entry_id} -> {store.add(record)}", highlight=False, markup=False, soft_wrap=True)
+    for record, outcome in verified:
+        _store_verification(url, record, outcome)
+        console.print(f"{record.entry_id}: verified: {outcome.level} (bundle {outcome.bundle})", markup=False)
     return 0
+
+
+def _verified_record(path: Path, level: str) -> tuple[Any, Any]:
+    """(outcome, the bundle's record) when the bundle verifies to `level`, else (None, None) with the mismatches
+    printed."""
+    import tempfile
+
+    from rich.console import Console
+
+    from harness.bundle import RECORD
+    from harness.bundle.read import open_bundle
+    from harness.bundle.verify import verify_bundle
+    from harness.display.progress import make_progress
+    from harness.display.verification import render_outcome
+    from harness.errors import UsageError
+    from harness.records import Record, RecordError
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    with tempfile.TemporaryDirectory() as tmp, make_progress(console, transient=True) as progress:
+        outcome, _ = verify_bundle(path, level, out=Path(tmp) / "verification.json", progress=progress)
+    if not outcome.ok:
+        render_outcome(outcome, console)
+        console.print(f"refused, nothing added: bundle {path} does not verify to level {level}")
+        return None, None
+    with open_bundle(path) as bundle:
+        try:
+            return outcome, Record.from_json(bundle.path(RECORD).read_bytes(), f"{path}: {RECORD}")
+        except RecordError as exc:
+            raise UsageError(f"refused, nothing added: {exc}") from None
+
+
+def _store_verification(url: str, record: Any, outcome: Any) -> None:
+    from harness import __version__
+    from harness.records import now_iso
+    from harness.records.verified import Verification, add_verification, record_sha256
+
+    add_verification(url, Verification(
+        entry_id=record.entry_id, level=outcome.level, bundle=outcome.bundle,
+        record_sha256=record_sha256(record.to_json().encode("utf-8")), verified_at=now_iso(),
+        harness_version=__version__,
+    ))  # fmt: skip

@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from harness.data.tokenize import tokenize_for_track
+    from harness.display.progress import make_progress
     from harness.display.validation import render_report
     from harness.errors import HarnessError, UsageError
     from harness.submit.materialize import materialize_subset
@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     console = Console(stderr=True)
     track = get_track(args.track)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with make_progress(console, transient=True) as progress:
         report = validate_subset(track, args.subset, progress=progress)
         if not report.ok:
             progress.stop()

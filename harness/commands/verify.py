@@ -29,14 +29,13 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.bundle.verify import verify_bundle
+    from harness.display.progress import make_progress
+    from harness.display.verification import render_outcome
 
     console = Console(stderr=True, highlight=False)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with make_progress(console, transient=True) as progress:
         outcome, path = verify_bundle(
             args.bundle, args.level, out=args.out, device=args.device, tolerance=args.tolerance,
             work_dir=args.work_dir, progress=progress,
@@ -44,14 +43,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.to_json(), indent=1))
     else:
-        out = Console(highlight=False, soft_wrap=True)
-        for c in outcome.checks:
-            mark = "[green]ok[/]      " if c.ok else "[bold red]MISMATCH[/]"
-            out.print(f"{mark} {c.level:5} {escape(c.what)}: {escape(c.detail)}")
-        for note in outcome.notes:
-            out.print(f"[yellow]note[/]     {escape(note)}")
-        bad = len(outcome.failed())
-        verdict = "[green]verified[/]" if outcome.ok else f"[bold red]{bad} mismatches[/]"
-        out.print(f"{verdict}: level {outcome.level} (asked: {outcome.requested}) of bundle {outcome.bundle}")
+        render_outcome(outcome, Console(highlight=False, soft_wrap=True))
     console.print(f"wrote {path}", markup=False)
     return 0 if outcome.ok else 1

@@ -120,7 +120,8 @@ def _build_site(
         by_track[record.track.name].append(record)
     # A track's compute multipliers sit together, smallest first (nano-0.5x, nano, nano-2x: base, then scale).
     order = sorted(by_track, key=lambda t: (by_track[t][0].track.base or t, by_track[t][0].track.scale, t))
-    tables = [build_table(track, by_track[track]) for track in order]
+    checked = {entry: stored.checked for entry, stored in sources.items()}
+    tables = [build_table(track, by_track[track], checked) for track in order]
     from harness.io.leftovers import owner_tag, sweep
 
     for kind in ("build", "old"):  # half-built or half-removed folders of killed builds
@@ -255,7 +256,7 @@ Download every entry: <a href="downloads/{t}/leaderboard.csv" download>leaderboa
 <a href="downloads/{t}/leaderboard.json" download>leaderboard.json</a></p>
 <p class="noise-floor">{e(noise_floor(list(table.records.values()), table.primary_name).text(table.primary_name))}</p>
 <div class="charts">{figures}</div>
-<div class="controls"><label>Filter <input type="search" class="filter" placeholder="name, author, entry id"
+<div class="controls"><label>Filter <input type="search" class="filter" placeholder="name, author, entry id, verified"
 aria-label="filter track {t}"></label> <span class="status" aria-live="polite">Showing
 {min(n, PAGE_SIZE)} of {n} entries</span></div>
 <div class="scroll"><table class="board"><thead><tr>{head}</tr></thead>
@@ -352,7 +353,8 @@ def _write_entry(record: Record, source: Stored | None, root: Path, title: str) 
         created_at=e(record.created_at), aggregates=_aggregates_html(record) + replicates_html(record),
         tasks=_tasks_html(record) + contamination_html(record),
         training=_training_html(record), loss_curve=loss_curve_svg(record.training.curve),
-        curve_points=len(record.training.curve), track_info=_track_html(record), provenance=_provenance_html(record),
+        curve_points=len(record.training.curve), track_info=_track_html(record),
+        provenance=_provenance_html(record, source.checked if source else "self-reported"),
     )  # fmt: skip
     site_path(root, "entries", record.entry_id, suffix=".html").write_text(page, encoding="utf-8")
 
@@ -445,7 +447,7 @@ def _track_block(name: str, version: int, sha256_of_record: str) -> str:
     return note + _pairs(rows)
 
 
-def _provenance_html(record: Record) -> str:
+def _provenance_html(record: Record, checked: str) -> str:
     v, hw = record.versions, record.hardware
     rows: list[tuple[str, Any]] = [
         ("entry id", record.entry_id), ("schema version", record.schema_version), ("pool", record.pool),
@@ -460,5 +462,6 @@ def _provenance_html(record: Record) -> str:
         ("hardware", f"{hw.count} × {hw.accelerator} on {hw.nodes} node(s)" + (f"; CPU {hw.cpu}" if hw.cpu else "")),
         ("seeds", ", ".join(f"{k}={s}" for k, s in sorted(record.seeds.items())) or "–"),
         ("recorded", record.created_at),
+        ("checked", checked + ("" if checked.startswith("verified") else " (no verified bundle in the store)")),
     ]  # fmt: skip
     return _pairs(rows)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,6 +42,13 @@ LEADING = (
 TRAILING = (
     Column("band", "± 95%", "asc", "text", "Half-width of the 95% interval of the primary score (seeds + examples)."),
     Column("flags", "Flags", "desc", "text", "≈: not distinguishable from the next rank at 95%; contamination found."),
+    Column(
+        "checked",
+        "Checked",
+        "asc",
+        "text",
+        "verified: train, eval or data (its bundle re-derived by harness verify at that level), or self-reported.",
+    ),
     Column("tokens_seen", "Tokens", "desc", "tokens", "Tokens the model was trained on."),
     Column("passes", "Passes", "desc", "passes", "Passes over the subset (tokens seen / subset tokens)."),
     Column("subset_tokens", "Subset size", "desc", "tokens", "Tokens in the subset (one pass)."),
@@ -93,7 +101,7 @@ def _primary(records: list[Record]) -> tuple[str, object]:
     return max(votes, key=lambda k: (votes[k], newest[k]))
 
 
-def _row(record: Record, agg_columns: list[Column]) -> dict[str, Any]:
+def _row(record: Record, agg_columns: list[Column], checked: str) -> dict[str, Any]:
     row: dict[str, Any] = {
         "id": record.entry_id,
         "name": record.submission.name,
@@ -103,6 +111,7 @@ def _row(record: Record, agg_columns: list[Column]) -> dict[str, Any]:
         "subset_tokens": record.subset.tokens,
         "subset_documents": record.subset.documents,
         "created_at": record.created_at,
+        "checked": checked,
     }
     by_key = {aggregate_key(n, a.version): a for n, a in record.evaluation.aggregates.items()}
     for col in agg_columns:
@@ -112,12 +121,13 @@ def _row(record: Record, agg_columns: list[Column]) -> dict[str, Any]:
     return row
 
 
-def build_table(track: str, records: list[Record]) -> TrackTable:
-    """Rows of one track ranked by its primary aggregate (ties share a rank; entries without it come last)."""
+def build_table(track: str, records: list[Record], checked: Mapping[str, str] | None = None) -> TrackTable:
+    """Rows of one track ranked by its primary aggregate (ties share a rank; entries without it come last);
+    `checked`: how each entry was checked, by entry id (absent: self-reported)."""
     primary_name, primary_version = _primary(records)
     agg_columns = _aggregate_columns(records, primary_name)
     primary_col = next(c for c in agg_columns if c.key == aggregate_key(primary_name, primary_version))
-    rows = [_row(r, agg_columns) for r in records]
+    rows = [_row(r, agg_columns, (checked or {}).get(r.entry_id, "self-reported")) for r in records]
     sign = -1.0 if primary_col.direction == "desc" else 1.0
     rows.sort(key=lambda r: (r[primary_col.key] is None, sign * (r[primary_col.key] or 0.0), r["name"], r["id"]))
     previous, rank = None, 0

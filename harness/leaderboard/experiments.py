@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from harness.fields import data_problem, name_problem
 from harness.leaderboard.paths import site_path
 from harness.records import StoreProblem
-from harness.records.parse import MAX_FILE_BYTES, read_regular
+from harness.records.sidecars import read_sidecars, write_sidecar
 
 #: Folder of the results store that holds experiment summaries (never a track name: tracks have no '_').
 FOLDER = "_experiments"
@@ -36,69 +35,20 @@ def e(value: Any) -> str:
 
 def publish_summary(results_url: str, summary: dict[str, Any]) -> str:
     """Write an experiment's summary into the results store (one PUT / atomic rename); returns its path."""
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(results_url.rstrip("/"))
-    path = f"{root.rstrip('/')}/{FOLDER}/{summary['experiment']}/experiment.json"
     blob = json.dumps(summary, indent=1, allow_nan=False).encode()
-    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
-        from harness.io.files import write_bytes_atomic
-
-        write_bytes_atomic(Path(path), blob)
-    else:
-        fs.pipe_file(path, blob)
-    return path
+    return write_sidecar(results_url, FOLDER, summary["experiment"], "experiment.json", blob)
 
 
 def read_summaries(results_url: str) -> tuple[list[dict[str, Any]], list[StoreProblem]]:
     """Every valid experiment summary in the store, and each skipped file with the reason."""
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(results_url.rstrip("/"))
-    base = f"{root.rstrip('/')}/{FOLDER}"
-    out, problems = [], []
-    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
-    for folder, path in _summary_files(fs, base, local, problems):
-        shown = path if local else fs.unstrip_protocol(path)
-        try:
-            if local:
-                blob = read_regular(path)
-            else:
-                size = fs.info(path).get("size") or 0
-                if size > MAX_FILE_BYTES:
-                    raise OSError(f"{size:,} bytes; a store file holds at most {MAX_FILE_BYTES:,}")
-                blob = fs.cat_file(path)
-            data = json.loads(blob)
-        except OSError as exc:
-            problems.append(StoreProblem(shown, f"cannot read: {exc}"))
-            continue
-        except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, an integer of 4,300 digits, deep nesting
-            problems.append(StoreProblem(shown, f"not a valid experiment summary: not valid JSON: {exc}"))
-            continue
+    found, problems = read_sidecars(results_url, FOLDER, "experiment.json", "experiment summary")
+    out = []
+    for folder, shown, data in found:
         if problem := summary_problem(data, folder):
             problems.append(StoreProblem(shown, f"not a valid experiment summary: {problem}"))
-            continue
-        out.append(data)
+        else:
+            out.append(data)
     return out, problems
-
-
-def _summary_files(fs: Any, base: str, local: bool, problems: list[StoreProblem]) -> list[tuple[str, str]]:
-    """(folder name, path of its experiment.json) of every experiment folder; locally links are skipped, named."""
-    if not local:
-        found = sorted(fs.glob(f"{base}/*/experiment.json"))
-        return [(p.rsplit("/", 2)[-2], p) for p in found]
-    try:
-        with os.scandir(base) as entries:
-            folders = sorted(entries, key=lambda d: d.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    out = []
-    for d in folders:
-        if d.is_symlink():
-            problems.append(StoreProblem(d.path, "a symbolic link; experiment folders must be real folders"))
-        elif d.is_dir(follow_symlinks=False) and os.path.lexists(f"{d.path}/experiment.json"):
-            out.append((d.name, f"{d.path}/experiment.json"))
-    return out
 
 
 def summary_problem(data: Any, folder: str | None = None) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any
 from harness.errors import UsageError
 from harness.records.parse import _UNREAD, MAX_FILE_BYTES, StoreProblem, _parse_items, _path_in, read_regular
 from harness.records.schema import Record, RecordError
+from harness.records.verified import read_verifications, status_of
 
 #: Where records go when no --results URL is given: $HARNESS_RESULTS, else ./results.
 RESULTS_ENV = "HARNESS_RESULTS"
@@ -47,6 +48,9 @@ class Stored:
 
     data: bytes
     path: str | None
+    #: 'verified: <level>' when the store holds a verification of exactly these bytes (harness.records.verified),
+    #: else 'self-reported'.
+    checked: str = "self-reported"
 
 
 @dataclass
@@ -123,12 +127,13 @@ class ResultsStore:
                 items = [(p, self.fs.unstrip_protocol(p), blobs.get(p)) for p in paths]
             results = _parse_items(items, self.root)
             records = [r for r, _ in results if isinstance(r, Record)]
+            verified, skipped_too = read_verifications(self.url, self.storage_options)
             sources = {
-                r.entry_id: Stored(blob, path if self._local else None)
+                r.entry_id: Stored(blob, path if self._local else None, status_of(verified, r.entry_id, blob))
                 for (path, _, _), (r, blob) in zip(items, results, strict=True)
                 if isinstance(r, Record) and blob is not None
             }
-        problems = skipped + [r for r, _ in results if isinstance(r, StoreProblem)]
+        problems = skipped + skipped_too + [r for r, _ in results if isinstance(r, StoreProblem)]
         return records, sorted(problems, key=lambda p: p.path), sources
 
     def list(self, track: str | None = None) -> tuple[list[Record], list[StoreProblem]]:

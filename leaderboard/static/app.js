@@ -76,7 +76,7 @@
     data.columns.forEach(function (c) { columns[c.key] = c; });
     data.rows.forEach(function (r, i) {
       r._order = i;
-      r._text = (r.name + "\n" + r.authors + "\n" + r.id).toLowerCase();
+      r._text = (r.name + "\n" + r.authors + "\n" + r.id + "\n" + r.checked).toLowerCase();
     });
     var state = { key: "rank", dir: "asc", filter: "", page: 0 };
     var view = data.rows;
