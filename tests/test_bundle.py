@@ -338,9 +338,10 @@ def test_leaderboard_add_verifies_a_bundle_and_the_site_shows_how_each_entry_was
 
     results, other = str(tmp_path / "results"), synthetic_record("debug", 7)
     (tmp_path / "other.json").write_text(other.to_json())
+    before = {p: p.read_bytes() for p in bundled[0].rglob("*") if p.is_file()}
     assert main(["leaderboard", "add", str(bundled[0]), str(tmp_path / "other.json"), "--results", results]) == 0
     assert f"verified: data (bundle {bundled[1]})" in capsys.readouterr().err
-    assert not (bundled[0] / VERIFICATION).exists()  # the participant's bundle is left as it was
+    assert {p: p.read_bytes() for p in bundled[0].rglob("*") if p.is_file()} == before  # the bundle is left as it was
     _, _, sources = ResultsStore(results).load()
     entry_id = json.loads((bundled[0] / "record.json").read_text())["entry_id"]
     assert sources[entry_id].checked == "verified: data" and sources[other.entry_id].checked == "self-reported"
