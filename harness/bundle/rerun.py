@@ -151,8 +151,19 @@ def verify_train(
 
     if shards is None:
         raise BundleUnusable(f"{bundle.source}: no re-tokenized data to train on (the data level did not tokenize)")
+    import torch
+
     trainer = record["training"]["trainer"]
-    result = train(track, str(shards), work / "train", trainer=trainer, device=outcome.device, progress=progress)
+    # Summation order follows the thread count, so bit-identical weights need the count the entry trained with.
+    threads, before = (record.get("hardware") or {}).get("threads") or 0, torch.get_num_threads()
+    if not threads:
+        outcome.notes.append(f"the record does not say how many CPU threads trained it; re-trained with {before}, and "
+                             "weights trained with another count differ in their last bits")  # fmt: skip
+    torch.set_num_threads(threads or before)
+    try:
+        result = train(track, str(shards), work / "train", trainer=trainer, device=outcome.device, progress=progress)
+    finally:
+        torch.set_num_threads(before)
     done = {k: getattr(result, k) for k in TRAINING_COMPARED}
     for key in TRAINING_COMPARED:
         a, b = record["training"][key], done[key]

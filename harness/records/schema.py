@@ -132,6 +132,10 @@ class Hardware:
     count: int = doc("Devices used in total.", default=1)
     nodes: int = doc("Machines used.", default=1)
     cpu: str = doc("CPU model.", default="")
+    threads: int = doc(
+        "CPU threads of the training process (0: not recorded); a CPU run re-trains bit for bit only with as many.",
+        default=0,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

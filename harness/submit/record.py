@@ -94,7 +94,7 @@ def build_record(sub: Submission) -> Record:
             "lm_eval": getattr(lm_eval, "__version__", ""),
             "open_lm": tr.get("open_lm", ""),
         },
-        "hardware": _hardware(opts.device),
+        "hardware": {**_hardware(opts.device), **({"threads": tr["threads"]} if tr.get("threads") else {})},
         "seeds": {"train": track.recipe.seed, "shuffle": tok.get("seed", track.recipe.seed), **evaluation["seeds"]},
         "training": {
             "trainer": tr["trainer"],

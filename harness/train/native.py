@@ -301,6 +301,7 @@ class Trainer:
             "log": str(self.out_dir / ck.LOG_FILE),
             "trainer": "native",
             "resumed_from": self.resumed_from,
+            "threads": torch.get_num_threads(),  # a CPU run re-trains bit for bit only with as many (verify --level train)
         }
 
 

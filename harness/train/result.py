@@ -26,6 +26,7 @@ class TrainResult:
     trainer: str
     resumed_from: str | None
     open_lm: str = ""  # open_lm's version (and git commit) when open_lm trained
+    threads: int = 0  # CPU threads of the training process (torch.get_num_threads()); 0: not recorded
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainResult:
