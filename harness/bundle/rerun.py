@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 GPU_TOLERANCE = 0.005
 #: Training values the train level compares with the record (timings are left out: they differ every run).
 TRAINING_COMPARED = ("final_loss", "tokens_seen", "steps", "passes")
+#: A CPU entry trained on more than one thread re-trains to the same counts and accuracies but not to the same last
+#: bits: the threads' partial sums meet in an order that varies from run to run (measured on nano, 2 threads, a
+#: loaded machine vs an idle one: losses within 1e-6 relative, weights within 1.7e-4, held-out metrics within 2e-8,
+#: every accuracy identical). Such a re-run is accepted within these bounds; one thread is compared bit for bit.
+THREADED_LOSS_RTOL = 1e-5
+THREADED_WEIGHT_ATOL = 1e-3
+THREADED_SCORE_ATOL = 1e-6
 
 
 def is_cpu_track(track: Track) -> bool:
@@ -102,14 +109,16 @@ def _examples_differing(measured: dict[str, Any], bundled: dict[str, Any], task:
 
 
 def compare_scores(
-    outcome: Outcome, level: str, record: dict[str, Any], measured: dict[str, Any], bundled: dict[str, Any], verb: str
-) -> None:
-    """Every recorded task score, aggregate and held-out figure against a fresh evaluation's."""
+    outcome: Outcome, level: str, record: dict[str, Any], measured: dict[str, Any], bundled: dict[str, Any], verb: str,
+    tolerance: float | None = None,
+) -> None:  # fmt: skip
+    """Every recorded task score, aggregate and held-out figure against a fresh evaluation's (within `tolerance`,
+    default the outcome's)."""
     from harness.submit.record import evaluation_for_record
 
     fresh = evaluation_for_record(measured)
     recorded = record["evaluation"]
-    tol = outcome.tolerance
+    tol = outcome.tolerance if tolerance is None else tolerance
     rows: list[tuple[str, Any, Any, str]] = []
     for name in sorted(set(recorded["tasks"]) | set(fresh["tasks"])):
         extra = _examples_differing(measured, bundled, name)
@@ -164,13 +173,22 @@ def verify_train(
         result = train(track, str(shards), work / "train", trainer=trainer, device=outcome.device, progress=progress)
     finally:
         torch.set_num_threads(before)
+    threaded = (threads or before) > 1
+    if threaded:
+        outcome.notes.append(
+            f"trained on {threads or before} CPU threads: compared within {THREADED_LOSS_RTOL:g} relative (losses), "
+            f"{THREADED_WEIGHT_ATOL:g} (weights) and {THREADED_SCORE_ATOL:g} (scores), since threads sum in an order "
+            "that varies from run to run; an entry trained on one thread is compared bit for bit"
+        )
+    rtol = THREADED_LOSS_RTOL if threaded else 0.0
     done = {k: getattr(result, k) for k in TRAINING_COMPARED}
     for key in TRAINING_COMPARED:
         a, b = record["training"][key], done[key]
         diff = b - a
-        outcome.add("train", f"training {key}", a == b, f"recorded {_num(a)}, re-trained {_num(b)}"
+        ok = abs(diff) <= rtol * abs(a) if key == "final_loss" else a == b
+        outcome.add("train", f"training {key}", ok, f"recorded {_num(a)}, re-trained {_num(b)}"
                     + (f" ({diff:+.6g})" if diff else ""), diff)  # fmt: skip
-    _compare_logs(bundle, Path(result.log), outcome)
+    _compare_logs(bundle, Path(result.log), outcome, rtol)
     fresh = load_tensors_of(Path(result.checkpoint))
     ours = bundle.path(CHECKPOINT) if "path" in bundle.manifest["checkpoint"] else work / "model.safetensors"
     differ = compare_tensors(load_tensors(ours), fresh)  # with a URL, the eval level fetched the weights to `work`
@@ -182,13 +200,17 @@ def verify_train(
                     f"({len(fresh)} tensors), so their scores are the ones the eval level re-measured")  # fmt: skip
         return
     worst = max(differ, key=differ.__getitem__)
-    outcome.add("train", "weights", False, f"{len(differ)} of {len(fresh)} tensors differ from the bundle's; the "
-                f"largest difference is {differ[worst]:.3g} in {worst}", differ[worst])  # fmt: skip
+    close = threaded and differ[worst] <= THREADED_WEIGHT_ATOL
+    how = (f"within {THREADED_WEIGHT_ATOL:g}" if close else "beyond what the threads' summation order explains"
+           if threaded else "trained on one thread, so they must be bit-identical")  # fmt: skip
+    outcome.add("train", "weights", close, f"{len(differ)} of {len(fresh)} tensors differ from the bundle's, at most "
+                f"{differ[worst]:.3g} (in {worst}), {how}", differ[worst])  # fmt: skip
     from harness.evaluate.run import evaluate_checkpoint
 
     measured = evaluate_checkpoint(str(result.checkpoint), suite=track.suite, track=track, device=outcome.device,
                                    progress=progress).to_json()  # fmt: skip
-    compare_scores(outcome, "train", record, measured, bundle.json(EVAL), "re-trained")
+    compare_scores(outcome, "train", record, measured, bundle.json(EVAL), "re-trained",
+                   max(outcome.tolerance, THREADED_SCORE_ATOL) if threaded else None)  # fmt: skip
 
 
 def load_tensors_of(checkpoint: Path) -> dict[str, Any]:
@@ -197,8 +219,9 @@ def load_tensors_of(checkpoint: Path) -> dict[str, Any]:
     return load_weights(checkpoint)
 
 
-def _compare_logs(bundle: Bundle, log: Path, outcome: Outcome) -> None:
-    """The training log's losses, step by step: the first step whose loss differs, and by how much."""
+def _compare_logs(bundle: Bundle, log: Path, outcome: Outcome, rtol: float = 0.0) -> None:
+    """The training log's losses, step by step (within `rtol` relative): the first step whose loss differs, and by
+    how much."""
     rel = "train/train_log.jsonl"
     if rel not in bundle.files:
         return
@@ -208,9 +231,15 @@ def _compare_logs(bundle: Bundle, log: Path, outcome: Outcome) -> None:
         return {r["step"]: r["loss"] for r in rows if "loss" in r and "step" in r}
 
     want, got = losses(bundle.path(rel).read_text()), losses(log.read_text())
-    differ = [s for s in sorted(set(want) | set(got)) if want.get(s) != got.get(s)]
+
+    def same(s: int) -> bool:
+        a, b = want.get(s), got.get(s)
+        return a == b or (a is not None and b is not None and abs(b - a) <= rtol * abs(a))
+
+    differ = [s for s in sorted(set(want) | set(got)) if not same(s)]
     if not differ:
-        outcome.add("train", "training log", True, f"the loss of every one of {len(want)} logged steps is identical")
+        how = "identical" if rtol == 0 else f"within {rtol:g} relative"
+        outcome.add("train", "training log", True, f"the loss of every one of {len(want)} logged steps is {how}")
         return
     s = differ[0]
     a, b = want.get(s), got.get(s)
