@@ -136,3 +136,25 @@ def test_validate_reports_the_leaked_documents_of_a_subset(tmp_path: Path, capsy
     assert found == set(leaked)
     assert main(["validate", "--track", "debug", str(subset)]) == 0
     assert "CONTAMINATED: 3 documents quote" in " ".join(capsys.readouterr().out.split())
+
+
+def test_word_hashes_agree_with_the_words_of_the_pattern_for_any_text() -> None:
+    import random
+
+    import numpy as np
+
+    from harness.submit.decontam_hash import grams, grams_of_lengths, word_hashes, words
+
+    rng = random.Random(0)
+    alphabet = "abcABC xyz,.!_-\u00df\u0130\u03a3\u03c3\u00e9e\u0301 12\u0663\u4e2d\n\t\U0001f600\u00bd\ufb01\x00"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(2000)] + ["", "_", "a"]
+    hashes, counts = word_hashes(texts)
+    assert counts.tolist() == [len(words(t)) for t in texts]
+    seen: dict[str, int] = {}
+    for word, h in zip((w for t in texts for w in words(t)), hashes.tolist(), strict=True):
+        assert seen.setdefault(word, h) == h  # the same word, the same hash, wherever it occurs
+    assert len(set(seen.values())) == len(seen) > 1000  # and distinct words, distinct hashes
+    long_word = "x" * (3 << 20)  # longer than a numpy piece: cut only at non-word characters
+    assert word_hashes([long_word + " b", long_word])[0].tolist()[::2] == word_hashes([long_word])[0].tolist() * 2
+    h = hashes[:40]
+    assert all(np.array_equal(g, grams(h, n)) for n, g in grams_of_lengths(h, {1, 8, 13, 41}).items())

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zstandard
 
@@ -168,6 +169,56 @@ def test_streamed_contamination_report_is_the_materialised_one(tmp_path: Path, m
         assert check_subset(track, str(subset)).to_dict() == reference
     report, contamination = validate_and_check(track, str(subset))
     assert report.ok and contamination is not None and contamination.to_dict() == reference
+
+
+def test_a_prefilled_pool_is_checked_by_lookups_and_an_interrupted_fill_resumes(tmp_path: Path, monkeypatch) -> None:
+    from harness.pools import ensure_pool
+    from harness.submit import decontam, decontam_subset
+    from harness.submit.decontam_subset import _Cache, check_subset, prefill_pool
+
+    subset, track = _contaminated_subset(tmp_path)
+    pool = ensure_pool(track.pool)
+    prefill_pool(pool, track)  # what `harness pool create` and the demo do; a no-op once done
+    _, index = decontam.track_index(track)
+    whole = _Cache.load(pool, index, decontam.MIN_COVERAGE)
+    assert whole.complete(pool)
+    reference = check_subset(track, str(subset)).to_dict()
+
+    match, matched = decontam.Scanner.match, []
+
+    def counted(self, texts):
+        matched.append(len(texts))
+        return match(self, texts)
+
+    with monkeypatch.context() as m:
+        m.setattr(decontam.Scanner, "match", counted)
+        assert check_subset(track, str(subset)).to_dict() == reference
+    assert sum(matched) == 8  # the 4 edited and 4 outside texts: every pool document is a lookup
+
+    # A fill that stops after its first shard keeps that shard; the next one does only the rest.
+    shard = np.asarray(pool.index.shard)
+    keep = ~np.isin(whole.rows, np.flatnonzero(shard >= shard.max() - 1))  # forget the last two shards
+    part = _Cache(tmp_path / "cache.npz", {"rows": whole.rows[keep], "nbytes": whole.nbytes[keep]})
+    hit = np.isin(whole.hit_rows, part.rows)
+    part.hit_rows, part.hit_rank, part.hit_item = whole.hit_rows[hit], whole.hit_rank[hit], whole.hit_item[hit]
+    scanner = decontam.Scanner(index)
+    fill, calls = _Cache.fill, []
+
+    def stop_after_one(self, pool, rows, scanner):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(len(rows))
+        fill(self, pool, rows, scanner)
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(decontam_subset._Cache, "fill", stop_after_one)
+        part.fill_pool(pool, scanner, None)
+    resumed = _Cache(tmp_path / "cache.npz", dict(np.load(tmp_path / "cache.npz")))
+    assert len(resumed.rows) == keep.sum() + calls[0]
+    left = len(whole.rows) - len(resumed.rows)
+    assert left > 0 and resumed.fill_pool(pool, scanner, None) == left
+    for name in ("rows", "nbytes", "hit_rows", "hit_rank", "hit_item"):
+        assert np.array_equal(getattr(resumed, name), getattr(whole, name)), name
 
 
 # ------------------------------------------------------------------------------------------ outputs and pipes

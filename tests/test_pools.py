@@ -161,7 +161,7 @@ def test_list_pool_downloads_and_checks_its_list(tmp_path, monkeypatch):
 
 def test_pool_cli_options():
     assert subcommands("pool") == {"list", "create", "index"}
-    assert command_options("pool", "index") == {"pool", "--workers", "--no-tokens"}
+    assert command_options("pool", "index") == {"pool", "--workers", "--no-tokens", "--contamination"}
     assert command_options("pool", "create") == {"pool", "--workers"}
     assert command_options("pool", "list") == {"--json"}
 

@@ -32,6 +32,7 @@ def run_demo(track: str, folder: str, *, workers: int, console: Any) -> int:
     from harness.display.submit import render_summary, submit_with_display
     from harness.leaderboard.build import build_from_store
     from harness.pools import ensure_pool
+    from harness.submit.decontam_subset import prefill_pool
     from harness.submit.options import SubmitOptions
     from harness.tracks import get_track
 
@@ -41,7 +42,8 @@ def run_demo(track: str, folder: str, *, workers: int, console: Any) -> int:
     spec = get_track(track)
     console.rule(f"[bold]harness demo[/]: {len(BASELINES)} baselines on track {track}")
     with make_progress(console) as progress:
-        ensure_pool(spec.pool, progress=progress)
+        pool = ensure_pool(spec.pool, progress=progress)
+        prefill_pool(pool, spec, progress=progress)  # once per pool: each validation then only looks up
     results = {}
     for baseline in BASELINES:
         subset = root / "subsets" / f"{baseline.key}.jsonl"

@@ -20,6 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     index.add_argument("pool", help="pool id, e.g. dclm-pool-400m-1x")
     index.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     index.add_argument("--no-tokens", action="store_true", help="skip counting tokens per document")
+    index.add_argument(
+        "--contamination", action="store_true",
+        help="also check every document against the suites of the pool's tracks (then validation only looks up)",
+    )  # fmt: skip
     index.set_defaults(run=run_index)
 
 
@@ -64,12 +68,30 @@ def _summary(pool) -> None:
 def run_create(args: argparse.Namespace) -> int:
     from harness.pools import create_sandbox
 
-    _summary(create_sandbox(args.pool, workers=args.workers))
+    pool = create_sandbox(args.pool, workers=args.workers)
+    _summary(pool)
+    _prefill(pool)  # part of building a local pool: validating a subset of it then costs lookups
     return 0
 
 
 def run_index(args: argparse.Namespace) -> int:
     from harness.pools import index_pool
 
-    _summary(index_pool(args.pool, workers=args.workers, tokens=not args.no_tokens))
+    pool = index_pool(args.pool, workers=args.workers, tokens=not args.no_tokens)
+    _summary(pool)
+    if args.contamination:
+        _prefill(pool)
     return 0
+
+
+def _prefill(pool) -> None:
+    from rich.console import Console
+
+    from harness.display.progress import make_progress
+    from harness.submit.decontam_subset import prefill_pool_suites
+
+    console = Console()
+    with make_progress(console) as progress:
+        said = prefill_pool_suites(pool, progress=progress)
+    for line in said:
+        console.print(line, highlight=False)

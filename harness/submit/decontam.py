@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.submit.decontam_hash import grams, grams_of_lengths, word_hashes
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -48,35 +48,12 @@ BATCH_DOCUMENTS = 2048
 MAX_DOCS_PER_ITEM = 20
 MAX_DOCUMENTS_LISTED = 10_000
 
-_WORD = re.compile(r"[^\W_]+")
-_MULT = np.uint64(0x9E3779B97F4A7C15)
 _BLOOM_BITS = 22
 _BLOOM_MASK = np.uint64((1 << _BLOOM_BITS) - 1)
 
 
 class SuiteDataMissing(HarnessError):
     """The suite's data is not available for the contamination check."""
-
-
-def words(text: str) -> list[str]:
-    """The normalised words of a text: case-folded runs of letters and digits."""
-    return _WORD.findall(text.casefold())
-
-
-def _word_hashes(ws: list[str]) -> np.ndarray:
-    # Python's string hash: fast, and stable within the process that builds the index and scans the subset.
-    return np.fromiter(map(hash, ws), dtype=np.int64, count=len(ws)).view(np.uint64)
-
-
-def _grams(h: np.ndarray, n: int) -> np.ndarray:
-    """Polynomial hashes of every n-gram of the word hashes `h` (wrapping uint64 arithmetic)."""
-    if len(h) < n:
-        return np.empty(0, dtype=np.uint64)
-    g = h[: len(h) - n + 1].copy()
-    with np.errstate(over="ignore"):
-        for j in range(1, n):
-            g = g * _MULT + h[j : len(h) - n + 1 + j]
-    return g
 
 
 @dataclass(frozen=True)
@@ -117,12 +94,12 @@ class NgramIndex:
         per_len: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         counts = np.zeros(len(items), dtype=np.int64)
         for k, item in enumerate(items):
-            ws = words(item.text)
-            if len(ws) < min_words:
+            hashes, _ = word_hashes([item.text])
+            if len(hashes) < min_words:
                 continue
-            length = min(n, len(ws))
-            g, first = np.unique(_grams(_word_hashes(ws), length), return_index=True)
-            counts[k] = len(ws)
+            length = min(n, len(hashes))
+            g, first = np.unique(grams(hashes, length), return_index=True)
+            counts[k] = len(hashes)
             per_len.setdefault(length, []).append((g, np.full(len(g), k, dtype=np.int64), first))
         tables = {}
         for length, parts in per_len.items():
@@ -168,19 +145,13 @@ class Scanner:
     def match(self, texts: list[str]) -> list[np.ndarray]:
         """Per table of the index (in its order): the (text, item) pairs where the text holds the item, sorted.
         A text's pairs depend on that text alone, whatever else is in the list."""
-        all_words: list[str] = []
-        lengths = np.empty(len(texts), dtype=np.int64)
-        for k, text in enumerate(texts):
-            ws = words(text)
-            lengths[k] = len(ws)
-            all_words += ws
-        flat = _word_hashes(all_words)  # one call per batch: the per-document overhead dominated
+        flat, lengths = word_hashes(texts)
         doc_of = np.repeat(np.arange(len(texts)), lengths)
-        return [self._hits(flat, doc_of, length, table) for length, table in self.index.tables.items()]
+        grams = grams_of_lengths(flat, set(self.index.tables))
+        return [self._hits(grams[length], doc_of, length, table) for length, table in self.index.tables.items()]
 
-    def _hits(self, flat: np.ndarray, doc_of: np.ndarray, length: int, table: _Table) -> np.ndarray:
+    def _hits(self, grams: np.ndarray, doc_of: np.ndarray, length: int, table: _Table) -> np.ndarray:
         """(document in batch, item) pairs where the document holds at least min_coverage of the item."""
-        grams = _grams(flat, length)
         if not len(grams):
             return np.empty((0, 2), dtype=np.int64)
         # The bloom filter drops almost every window at the cost of one lookup; only the rest is binary-searched.

@@ -12,7 +12,10 @@ keep the same ones. What differs is where the texts come from:
   items, the n-gram length, the coverage threshold and the pool index, so any change of these starts a new cache.
 - An edited or outside document: its text comes from the validation scan's spool and is checked as it streams.
 
-So validating again, or another subset of the same pool, costs lookups, not a pass over the subset's text.
+So validating again, or another subset of the same pool, costs lookups, not a pass over the subset's text. The
+cache is filled for the whole pool when the pool is built (`harness pool create`, `harness demo`, the first check
+on a sandbox pool; `harness pool index POOL --contamination` for a DCLM pool): one pass shard by shard, saved after
+each shard so that an interrupted pass resumes. Then the check of any subset costs lookups only.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ if TYPE_CHECKING:
     from harness.submit.scan import Scan
     from harness.tracks import Track
 
-_FORMAT = b"harness-contamination-cache-v1\n"
+_FORMAT = b"harness-contamination-cache-v2\n"  # v2: word hashes independent of the process
+_FILL_BATCH = 2048  # pool documents checked at once when filling the cache (a result depends on its text alone)
 
 
 def validate_and_check(
@@ -62,7 +66,7 @@ def validate_and_check(
         if not check or not report.ok:
             return report, None
         suite, index = track_index(track, mirror=mirror)
-        return report, check_scanned(scan, e, suite, index)
+        return report, check_scanned(scan, e, suite, index, progress=progress)
 
 
 def check_subset(track: Track, subset: str, *, mirror: str | None = None) -> ContaminationReport:
@@ -80,8 +84,45 @@ def check_subset(track: Track, subset: str, *, mirror: str | None = None) -> Con
         return check_scanned(scan, e, suite, index)
 
 
+def prefill_pool(pool: Pool, track: Track, *, mirror: str | None = None, progress: Progress | None = None) -> int:
+    """Check every document of `pool` once against `track`'s suite, into the pool's contamination cache, so that
+    the check of any subset of it costs lookups. Resumable (saved after each shard); returns the documents checked
+    now (0 when the cache was complete)."""
+    from harness.submit.decontam import track_index
+
+    suite, index = track_index(track, mirror=mirror)
+    cache = _Cache.load(pool, index, MIN_COVERAGE)
+    return cache.fill_pool(pool, Scanner(index, MIN_COVERAGE), progress, label=f"{pool.id} against suite {suite}")
+
+
+def prefill_pool_suites(pool: Pool, *, progress: Progress | None = None) -> list[str]:
+    """`prefill_pool` for every suite a shipped track on this pool evaluates; one line per suite said (checked, or
+    why not: a suite whose data is not here is checked per subset when validated)."""
+    from harness.submit.decontam import SuiteDataMissing
+    from harness.tracks import all_tracks
+
+    said, seen = [], set()
+    for track in all_tracks():
+        if track.pool != pool.id or track.suite in seen:
+            continue
+        seen.add(track.suite)
+        try:
+            n = prefill_pool(pool, track, progress=progress)
+        except SuiteDataMissing as exc:
+            said.append(f"contamination index of suite {track.suite!r} not built: {exc}")
+            continue
+        said.append(f"contamination index of suite {track.suite!r}: {n:,} documents checked now, {len(pool):,} in all")
+    return said
+
+
 def check_scanned(
-    scan: Scan, e: dict[str, np.ndarray], suite: str, index: NgramIndex, *, min_coverage: float = MIN_COVERAGE
+    scan: Scan,
+    e: dict[str, np.ndarray],
+    suite: str,
+    index: NgramIndex,
+    *,
+    min_coverage: float = MIN_COVERAGE,
+    progress: Progress | None = None,
 ) -> ContaminationReport:
     """The report of the valid entries of a scan (harness.submit.validate.scanned), in materialisation order."""
     pool = scan.pool
@@ -90,6 +131,8 @@ def check_scanned(
     scanner = Scanner(index, min_coverage)
     is_pool = kind == POOL
     cache = _Cache.load(pool, index, min_coverage)
+    if pool.spec.source == "sandbox" and not cache.complete(pool):  # a local pool: checked whole, once
+        cache.fill_pool(pool, scanner, progress)
     cache.fill(pool, np.unique(rows[is_pool]), scanner)
     parts = [cache.hits_of(rows, np.flatnonzero(is_pool))]  # (position, rank, item) of pool documents
     texts = np.flatnonzero(~is_pool)
@@ -156,13 +199,31 @@ class _Cache:
             return cls(path, {k: z[k] for k in z.files})
         return cls(path)
 
+    def complete(self, pool: Pool) -> bool:
+        return len(self.rows) == len(pool)  # rows are distinct pool rows
+
+    def fill_pool(self, pool: Pool, scanner: Scanner, progress: Progress | None, *, label: str = "") -> int:
+        """Check every pool row not checked yet, shard by shard (one forward pass each), saving after each."""
+        from harness.display.progress import progress_bar
+
+        missing = np.flatnonzero(~np.isin(np.arange(len(pool), dtype=np.int64), self.rows))
+        shard = np.asarray(pool.index.shard)[missing]
+        with progress_bar(progress) as bar:
+            task = bar.add_task(f"contamination index of {label or pool.id}", total=len(missing))
+            for number in np.unique(shard):
+                rows = missing[shard == number]
+                self.fill(pool, rows, scanner)
+                bar.advance(task, len(rows))
+            bar.remove_task(task)
+        return len(missing)
+
     def fill(self, pool: Pool, rows: np.ndarray, scanner: Scanner) -> None:
         """Check the rows not checked yet, reading their texts from the pool (one pass per shard touched)."""
         missing = rows[~np.isin(rows, self.rows)]
         if not len(missing):
             return
         new_rows, new_bytes, hits = [], [], []
-        for batch in _batches(pool.read_rows(missing), decontam.BATCH_DOCUMENTS):
+        for batch in _batches(pool.read_rows(missing), _FILL_BATCH):
             texts = [pool.text_of(doc) for _, doc in batch]
             at = np.array([row for row, _ in batch], np.int64)
             new_rows.append(at)
