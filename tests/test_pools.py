@@ -49,7 +49,7 @@ def test_shipped_pools_load_and_every_track_pool_exists():
     names = set(pool_names())
     assert {t.pool for t in all_tracks()} <= names
     dclm = get_pool_spec("dclm-pool-400m-1x")
-    assert dclm.id_scheme == "sha256-line" and dclm.list_files == 10305 and len(dclm.list_sha256) == 64
+    assert dclm.id_scheme == "sha256-line" and dclm.list_files == 10306 and len(dclm.list_sha256) == 64
     assert dclm.storage_options == {"anon": True}
     assert get_pool_spec("sandbox").id_scheme == "field"
 
@@ -155,7 +155,7 @@ def test_list_pool_downloads_and_checks_its_list(tmp_path, monkeypatch):
                     list_url=str(listing), list_sha256=sha, list_files=2)  # fmt: skip
     assert len(index_pool(spec, workers=1, tokens=False)) == 80
     wrong = PoolSpec(**{**spec.__dict__, "version": 2, "list_sha256": "1" * 64})
-    with pytest.raises(HarnessError, match="differs from the pinned"):
+    with pytest.raises(HarnessError, match=f"sha256 {sha}, pinned 1{{64}}"):
         index_pool(wrong, workers=1, tokens=False)
 
 

@@ -39,7 +39,8 @@ def run_list(args: argparse.Namespace) -> int:
         meta = index_dir(spec) / "meta.json"
         documents = json.loads(meta.read_text())["documents"] if meta.is_file() else None
         rows.append({"id": name, "version": spec.version, "source": spec.source, "home": str(spec.home),
-                     "indexed_documents": documents, "description": spec.description})  # fmt: skip
+                     "indexed_documents": documents, "description": spec.description,
+                     "unavailable": spec.unavailable.strip() or None})  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -51,6 +52,7 @@ def run_list(args: argparse.Namespace) -> int:
         table.add_column(col)
     for r in rows:
         docs = "not indexed" if r["indexed_documents"] is None else f"{r['indexed_documents']:,}"
+        docs = "unavailable (`harness pool index` says why)" if r["unavailable"] else docs
         table.add_row(r["id"], r["source"], docs, r["description"])
     Console().print(table)
     return 0

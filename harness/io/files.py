@@ -90,6 +90,12 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def git_blob_id(data: bytes) -> str:
+    """A file's git object id: sha1 of "blob <size>\\0" + its bytes (what `git hash-object` and `git ls-tree`
+    print), so a file published in a git repository is pinned by the id its tree shows."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
 def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
     """Write a file so that readers see the old one or the whole new one; `durable` also fsyncs it before the
     rename (checkpoints and training markers, which must survive a power loss)."""

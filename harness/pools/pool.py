@@ -19,9 +19,10 @@ import numpy as np
 
 from harness.display.progress import progress_bar
 from harness.errors import HarnessError
-from harness.io.files import download, open_binary, skip_forward
+from harness.io.files import open_binary, skip_forward
 from harness.pools.ids import digest_to_u64, ids_to_u64, is_id, u64_to_id
 from harness.pools.index import NO_LABEL, MembershipIndex, ShardTask, build_index
+from harness.pools.listing import list_urls, refuse_if_unavailable
 from harness.pools.spec import PoolSpec, get_pool_spec
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ def index_dir(spec: PoolSpec) -> Path:
 def open_pool(spec: PoolSpec | str) -> Pool:
     """An already indexed pool; HarnessError with the command that builds the index otherwise."""
     spec = get_pool_spec(spec) if isinstance(spec, str) else spec
+    refuse_if_unavailable(spec)
     directory = index_dir(spec)
     if not (directory / "meta.json").is_file():
         how = "harness pool create sandbox" if spec.source == "sandbox" else f"harness pool index {spec.id}"
@@ -157,31 +159,15 @@ def open_pool(spec: PoolSpec | str) -> Pool:
 
 def shard_urls(spec: PoolSpec) -> list[str]:
     """The pool's shard URLs: pinned shards, the downloaded list file, or the generated sandbox manifest."""
+    refuse_if_unavailable(spec)
     if spec.source == "list":
-        return _list_file_urls(spec)
+        return list_urls(spec)
     if spec.source == "sandbox":
         manifest = spec.home / "manifest.json"
         if not manifest.is_file():
             raise HarnessError(f"the sandbox pool is not generated yet; run `harness pool create {spec.id}`")
         return [str(spec.home / s["path"]) for s in json.loads(manifest.read_text())["shards"]]
     return [s.path if ("://" in s.path or os.path.isabs(s.path)) else f"{spec.base}/{s.path}" for s in spec.shards]
-
-
-def _list_file_urls(spec: PoolSpec) -> list[str]:
-    local = spec.home / "shard-list.txt"
-    if not local.is_file():
-        download(spec.list_url, local)
-    data = local.read_bytes()
-    if spec.list_sha256 and hashlib.sha256(data).hexdigest() != spec.list_sha256:
-        local.unlink()
-        raise HarnessError(
-            f"{spec.list_url}: sha256 {hashlib.sha256(data).hexdigest()} differs from the pinned "
-            f"{spec.list_sha256} in pools/{spec.id}.toml; the published list changed, the pool definition must too"
-        )
-    urls = [u.strip() for u in data.decode("utf-8").splitlines() if u.strip()]
-    if spec.list_files and len(urls) != spec.list_files:
-        raise HarnessError(f"{spec.list_url}: {len(urls)} shard URLs, pools/{spec.id}.toml pins {spec.list_files}")
-    return urls
 
 
 def _pool_tokenizer(spec: PoolSpec) -> tuple[str | None, dict[str, str] | None]:

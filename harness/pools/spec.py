@@ -5,9 +5,14 @@ how a document is identified (`id_scheme`) and which JSON field holds its text. 
 
 - `source = "shards"`: the `[[shards]]` tables (paths relative to `root`, or absolute URLs);
 - `source = "list"`: a text file of shard URLs, one per line (DCLM publishes its pools this way), downloaded
-  from `list_url` into the pool's folder and checked against `list_sha256` when that is pinned;
+  from `list_url` into the pool's folder and checked against its pins: the file's git blob id at a named commit
+  of the repository that publishes it (`list_commit`, `list_blob`, as the evaluation files are pinned), its
+  sha256 where known, and its number of shard URLs where known (harness.pools.listing);
 - `source = "sandbox"`: generated locally by `harness pool create sandbox`; the pinned `[[shards]]` hold the
   sha256 of each shard's uncompressed content, which every machine must reproduce.
+
+A pool whose documents are not published in a form the harness reads says why in `unavailable`; every command
+that would index or open it refuses with that explanation.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from harness.config import check_named_after_file, doc, from_dict, read_toml, sh
 from harness.resources import harness_home
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX40 = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,9 +62,31 @@ class PoolSpec:
     id_field: str = doc("JSON field holding the id when id_scheme = 'field'.", default="id")
     text_field: str = doc("JSON field holding the document's text.", default="text")
     root: str = doc("Base of relative shard paths; '' = the pool's data folder under HARNESS_HOME.", default="")
-    list_url: str = doc("source = 'list': URL of the file listing one shard URL per line.", default="")
-    list_sha256: str = doc("sha256 of that list file; '' = not pinned (its content is not known to us).", default="")
-    list_files: int = doc("Number of shard URLs in the list file; 0 = not pinned.", default=0)
+    list_url: str = doc(
+        "source = 'list': URL of the file listing one shard URL per line; with `list_commit`, a URL at that "
+        "commit (never a branch, whose file can change).",
+        default="",
+    )
+    list_commit: str = doc(
+        "The commit (40 hex digits) of the git repository that publishes the list, at which `list_blob` was read.",
+        default="",
+    )
+    list_blob: str = doc(
+        "The list file's git blob id at `list_commit` (sha1 of 'blob <size>\\0' + bytes, as `git ls-tree` shows "
+        "it); '' = not pinned this way.",
+        default="",
+    )
+    list_sha256: str = doc("sha256 of the list file; '' = not pinned this way.", default="")
+    list_files: int = doc(
+        "Number of shard URLs (non-empty lines) in the list file; 0 = not known (the list's hash still pins it, and "
+        "`harness pool index` reports the count).",
+        default=0,
+    )
+    unavailable: str = doc(
+        "Why the pool cannot be used: its documents are not published in a form the harness reads (what is "
+        "published instead, and where); '' = available. Indexing or opening the pool refuses with this text.",
+        default="",
+    )
     documents: int = doc("Documents in the whole pool; 0 = not pinned (known once indexed).", default=0)
     storage_options: dict[str, Any] = doc(
         "fsspec options for reading the shards, e.g. {anon = true} for public S3.", default_factory=dict
@@ -73,12 +101,30 @@ class PoolSpec:
     def __post_init__(self) -> None:
         if self.version < 1:
             raise ValueError(f"'version' must be >= 1, got {self.version}")
-        if self.source == "list" and not self.list_url:
-            raise ValueError("source = 'list' needs 'list_url'")
         if self.source == "shards" and not self.shards:
             raise ValueError("source = 'shards' needs at least one [[shards]] table")
         if self.list_sha256 and not _HEX64.fullmatch(self.list_sha256):
             raise ValueError(f"'list_sha256' must be 64 lowercase hex digits, got {self.list_sha256!r}")
+        for key in ("list_commit", "list_blob"):
+            if getattr(self, key) and not _HEX40.fullmatch(getattr(self, key)):
+                raise ValueError(f"{key!r} must be 40 lowercase hex digits, got {getattr(self, key)!r}")
+        if bool(self.list_commit) != bool(self.list_blob):
+            raise ValueError("'list_blob' and 'list_commit' go together: the blob id is read at that commit")
+        if self.source == "list" and not self.unavailable:
+            if not self.list_url:
+                raise ValueError("source = 'list' needs 'list_url' (or 'unavailable' saying why there is none)")
+            if not (self.list_blob or self.list_sha256):
+                raise ValueError(
+                    "source = 'list' needs the list pinned: 'list_commit' and 'list_blob' (its git blob id), or "
+                    "'list_sha256'"
+                )
+        if self.list_files < 0:
+            raise ValueError(f"'list_files' must be >= 0, got {self.list_files}")
+        if self.list_commit and self.list_commit not in self.list_url:
+            raise ValueError(
+                f"'list_url' must name the commit {self.list_commit} (a URL at that commit, not at a branch), "
+                f"got {self.list_url!r}"
+            )
 
     @property
     def home(self) -> Path:

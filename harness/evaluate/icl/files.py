@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.config import doc, from_dict, read_toml
 from harness.evaluate.data import MissingData
+from harness.io.files import git_blob_id
 from harness.resources import harness_home, resource_dir
 
 EVAL_DATA_ENV = "HARNESS_EVAL_DATA"
@@ -84,10 +85,6 @@ def locate(root: Path, rel: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def git_blob_id(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def check_pin(pin: DataFile | Archive, data: bytes) -> str | None:
