@@ -22,14 +22,14 @@ def words(text: str) -> list[str]:
 
 
 @functools.cache
-def _word_chars() -> np.ndarray:
-    """bool per code point: whether `_WORD` counts it as part of a word (str.isalnum, measured over every code
-    point by the pattern itself, so the two can never disagree)."""
+def _word_values() -> np.ndarray:
+    """Per code point: c + 1 when `_WORD` counts it as part of a word, else 0 (measured over every code point by
+    the pattern itself, so the two can never disagree; one gather then classifies and weights a text)."""
     every = "".join(" " if 0xD800 <= c < 0xE000 else chr(c) for c in range(0x110000))
-    table = np.zeros(0x110000, dtype=bool)
+    values = np.zeros(0x110000, dtype=np.uint64)
     for m in _WORD.finditer(every):
-        table[m.start() : m.end()] = True
-    return table
+        values[m.start() : m.end()] = np.arange(m.start() + 1, m.end() + 1, dtype=np.uint64)
+    return values
 
 
 def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -61,19 +61,15 @@ def _piece_hashes(text: str, offset: int) -> tuple[np.ndarray, np.ndarray]:
     ascii_ = text.isascii()
     cp = np.frombuffer(text.encode("ascii") if ascii_ else text.encode("utf-32-le", "surrogatepass"),
                        dtype=np.uint8 if ascii_ else np.uint32)  # fmt: skip
-    is_word = _word_chars()[cp]
-    edges = np.flatnonzero(is_word[1:] != is_word[:-1]) + 1
-    starts = edges[~is_word[edges - 1]] if len(edges) else edges
-    if len(cp) and is_word[0]:
-        starts = np.concatenate([[0], starts])
+    values = _word_values()[cp]
+    is_word = values != 0
+    starts = np.flatnonzero(np.diff(is_word.view(np.int8), prepend=np.int8(0)) == 1)
     if not len(starts):
         return np.empty(0, dtype=np.uint64), starts.astype(np.int64)
     up, down = _powers(len(cp))
     with np.errstate(over="ignore"):
-        terms = (cp.astype(np.uint64) + np.uint64(1)) * up[: len(cp)]
-        terms[~is_word] = 0
-        h = np.add.reduceat(terms, starts, dtype=np.uint64) * down[starts]
-        h = _mix(h)
+        values *= up[: len(cp)]  # the gather made a new array: weighted in place
+        h = _mix(np.add.reduceat(values, starts, dtype=np.uint64) * down[starts])
     return h, starts.astype(np.int64) + offset
 
 
