@@ -235,6 +235,33 @@ def test_an_oversized_file_is_not_read(tmp_path: Path, capsys, monkeypatch: pyte
     assert "no valid records" in err and "a store file holds at most 4,096" in err
 
 
+def test_records_naming_many_aggregates_between_them_do_not_grow_every_row(tmp_path: Path) -> None:
+    """Each record within its bound of aggregates, but each naming others: the track's table keeps the most common
+    columns (the primary first) and says how many it left out, so the index grows with the records, not their
+    product with the aggregates."""
+    from harness.leaderboard.columns import MAX_AGGREGATE_COLUMNS, build_table
+
+    def spread(i: int) -> Record:
+        data = synthetic_record("debug", 100 + i).to_data()
+        template = data["evaluation"]["aggregates"]["heldout_bpb"]
+        data["evaluation"]["aggregates"].update({f"own_{i}_{k}": dict(template) for k in range(MAX_AGGREGATES - 4)})
+        return Record.from_data(data, f"spread-{i}")
+
+    records = [*GOOD, *map(spread, range(40))]
+    honest = build_site([*GOOD, *(synthetic_record("debug", 100 + i) for i in range(40))], tmp_path / "honest")
+    summary = build_site(records, tmp_path / "site")
+    table = build_table("debug", records)
+    named = {key for r in records for key in (f"agg:{n}@{a.version}" for n, a in r.evaluation.aggregates.items())}
+    assert len(table.aggregate_columns) == MAX_AGGREGATE_COLUMNS
+    assert table.hidden_aggregates == len(named) - MAX_AGGREGATE_COLUMNS > 400
+    assert table.aggregate_columns[0].label == "Sandbox_v1"  # the primary, then the most common
+    assert {c.label for c in build_table("debug", GOOD).aggregate_columns} <= {c.label for c in table.aggregate_columns}
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert f"{table.hidden_aggregates} rarer aggregates not shown here" in index
+    assert summary.index_bytes < 3 * honest.index_bytes  # 24 of 482 columns: 2.3x; without the cap 28x
+    assert "rarer aggregates" not in (tmp_path / "honest" / "index.html").read_text()
+
+
 def test_writes_into_a_built_site_never_reach_the_store(tmp_path: Path, capsys) -> None:
     results = _store(tmp_path)
     _publish_summary(results, _summary())

@@ -240,6 +240,8 @@ def _track_section(table: TrackTable, charts: dict[str, str]) -> str:
     head = "".join(_header_cell(c, table) for c in table.columns)
     body = "\n".join("<tr>" + "".join(_cell(c, row) for c in table.columns) + "</tr>" for row in table.rows[:PAGE_SIZE])
     aggs = ", ".join(f"{e(c.label)} ({e(version_label(c.version))})" for c in table.aggregate_columns)
+    if table.hidden_aggregates:
+        aggs += f" ({table.hidden_aggregates} rarer aggregates not shown here: see each entry's page)"
     figures = "".join(
         f'<img src="charts/{e(name)}" alt="{e(table.track)}: {e(kind)} chart" loading="lazy" width="520">'
         for kind, name in charts.items()

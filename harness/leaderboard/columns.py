@@ -70,25 +70,37 @@ class TrackTable:
     columns: tuple[Column, ...]
     rows: tuple[dict[str, Any], ...]
     records: dict[str, Record]  # entry id -> record
+    hidden_aggregates: int = 0  # aggregate columns left out by MAX_AGGREGATE_COLUMNS
 
     @property
     def aggregate_columns(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.key.startswith("agg:"))
 
 
-def _aggregate_columns(records: list[Record], primary_name: str) -> list[Column]:
+#: Aggregate columns a track's table shows at most: the most common ones (a record holds at most 16 aggregates, so
+#: honest records of one suite never reach it; records each naming other aggregates would otherwise grow every row
+#: of the table by each of them). Every entry's page still lists all of its own.
+MAX_AGGREGATE_COLUMNS = 24
+
+
+def _aggregate_columns(records: list[Record], primary_key: str) -> tuple[list[Column], int]:
+    """The track's aggregate columns (the primary first, then by name) and how many were left out by the cap."""
     seen: dict[str, Column] = {}
+    count: Counter[str] = Counter()
     for record in records:
         for name, agg in record.evaluation.aggregates.items():
             key = aggregate_key(name, agg.version)
+            count[key] += 1
             if key not in seen:
                 direction: Direction = "desc" if agg.higher_is_better else "asc"
                 better = "higher" if agg.higher_is_better else "lower"
                 text = f"{agg.description} " if agg.description else ""
                 desc = f"{text}Version {agg.version}, over {agg.n_tasks} task(s); {better} is better."
                 seen[key] = Column(key, name, direction, "score", desc, str(agg.version))
+    kept = sorted(seen, key=lambda k: (k != primary_key, -count[k], k))[:MAX_AGGREGATE_COLUMNS]
     # The primary aggregate first, then by name, so the ranking column sits next to the rank.
-    return sorted(seen.values(), key=lambda c: (c.label != primary_name, c.label, c.version))
+    columns = sorted((seen[k] for k in kept), key=lambda c: (c.key != primary_key, c.label, c.version))
+    return columns, len(seen) - len(kept)
 
 
 def _primary(records: list[Record]) -> tuple[str, object]:
@@ -125,8 +137,8 @@ def build_table(track: str, records: list[Record], checked: Mapping[str, str] | 
     """Rows of one track ranked by its primary aggregate (ties share a rank; entries without it come last);
     `checked`: how each entry was checked, by entry id (absent: self-reported)."""
     primary_name, primary_version = _primary(records)
-    agg_columns = _aggregate_columns(records, primary_name)
-    primary_col = next(c for c in agg_columns if c.key == aggregate_key(primary_name, primary_version))
+    agg_columns, hidden = _aggregate_columns(records, aggregate_key(primary_name, primary_version))
+    primary_col = agg_columns[0]
     rows = [_row(r, agg_columns, (checked or {}).get(r.entry_id, "self-reported")) for r in records]
     sign = -1.0 if primary_col.direction == "desc" else 1.0
     rows.sort(key=lambda r: (r[primary_col.key] is None, sign * (r[primary_col.key] or 0.0), r["name"], r["id"]))
@@ -147,6 +159,7 @@ def build_table(track: str, records: list[Record], checked: Mapping[str, str] | 
         columns=(*LEADING, *agg_columns, *TRAILING),
         rows=tuple(rows),
         records={r.entry_id: r for r in records},
+        hidden_aggregates=hidden,
     )
 
 
