@@ -14,12 +14,12 @@ import time
 
 
 def _requests(eval_dir: str | None, limit: int) -> list:
-    from harness.evaluate.run import _data_root
+    from harness.evaluate.data import suite_data_root
     from harness.evaluate.suites import get_suite
     from harness.evaluate.tasks import build_tasks
 
     suite = get_suite("sandbox")
-    root = _data_root(suite, None, eval_dir)
+    root = suite_data_root(suite, None, eval_dir)
     instances = []
     for name in ("fact_cloze", "next_sentence", "last_word"):
         (built,) = build_tasks(suite.task(name), data_root=root, fewshot_seed=1234)

@@ -112,3 +112,24 @@ def test_rooms_are_readable_and_the_top_holds_core_only() -> None:
     assert {k: v for k, v in long.items() if k not in LARGE} == {}
     loose = {p.stem for p in PACKAGE.glob("*.py")} - TOP_LEVEL
     assert loose == set(), f"modules at the package top that belong to a wing: {sorted(loose)}"
+
+
+def test_benchmarks_examples_and_scripts_import_what_exists() -> None:
+    """Files outside the package name the package's modules and symbols that exist (a reorganisation that moves a
+    name breaks them only at run time otherwise: benchmarks/eval_bench.py did)."""
+    import importlib
+
+    missing = []
+    for folder in ("benchmarks", "examples", "scripts"):
+        for path in sorted((PACKAGE.parent / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness")):
+                    continue
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if (
+                        not hasattr(module, alias.name)
+                        and importlib.util.find_spec(f"{node.module}.{alias.name}") is None
+                    ):
+                        missing.append(f"{folder}/{path.name}: {node.module}.{alias.name}")
+    assert not missing, missing
