@@ -80,7 +80,7 @@ def run_stage(
         for later in STAGES[STAGES.index(stage) :]:
             shutil.rmtree(sub.stage_dir(later), ignore_errors=True)
     stage_dir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu_seconds()
     try:
         outputs = work(stage_dir)
     except (HarnessError, KeyboardInterrupt):
@@ -92,10 +92,19 @@ def run_stage(
         ) from exc
     write_json_atomic(
         stage_dir / MARKER,
-        {"stage": stage, "inputs": inputs, "outputs": outputs, "seconds": round(time.monotonic() - started, 2)},
-    )
+        {"stage": stage, "inputs": inputs, "outputs": outputs, "seconds": round(time.monotonic() - started, 2),
+         "cpu_seconds": round(_cpu_seconds() - cpu, 2)},
+    )  # fmt: skip
     sub.outputs[stage] = outputs
     return outputs
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of its children that have ended (a stage's worker processes)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 # ------------------------------------------------------------------------------------------------ stages
