@@ -224,7 +224,9 @@ def test_cli_exit_codes_and_json(tmp_path, pool_and_docs, monkeypatch, capsys):
     good = write_lines(tmp_path / "good.jsonl", [json.dumps({"id": docs[0]["id"]})])
     # This pool has no evaluation data, so the contamination check is skipped (tests/test_decontam.py runs it).
     assert main(["validate", "--track", "nano", str(good), "--json", "--no-contamination"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert out.startswith("{")  # the report and nothing else: progress goes to stderr
+    data = json.loads(out)
     assert data["ok"] and data["stats"]["unique_documents"] == 1 and len(data["subset_hash"]) == 64
     bad = write_lines(tmp_path / "bad.jsonl", ['{"id": 1}'])
     assert main(["validate", "--track", "nano", str(bad)]) == 1

@@ -31,8 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from harness.submit.decontam_subset import validate_and_check
     from harness.tracks import get_track
 
+    from harness.display.progress import make_progress
+
     track = get_track(args.track)
-    report, contamination = validate_and_check(track, args.subset, check=not args.no_contamination)
+    # The bars go to stderr: with --json, stdout carries the report and nothing else.
+    with make_progress(Console(stderr=True), transient=True) as progress:
+        report, contamination = validate_and_check(
+            track, args.subset, check=not args.no_contamination, progress=progress
+        )
     if args.json:
         print(json.dumps({**report.to_dict(), "contamination": contamination and contamination.to_dict()}, indent=2))
     else:
