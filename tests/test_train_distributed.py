@@ -2,8 +2,8 @@
 a run resumes at another world size (1 -> 2 -> 1) on the same data order.
 
 The stated tolerances (docs/organisers.md, "Several processes on CPU"), each with what was measured on the debug
-track (64 steps; torch 2.13 CPU): the processes sum gradients in another order than one process does, so the
-numbers differ in float32's last bits, never more.
+track's random sample of the sandbox (64 steps, torch 2.13 CPU, DDP and FSDP alike): the processes sum gradients
+in another order than one process does, so the numbers differ in float32's last bits, never more.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from test_train import write_shards
 
 from harness.errors import HarnessError
 from harness.model import build_model, load_weights
@@ -25,17 +26,21 @@ from harness.train.checkpoint import COMPLETION_MARKER, checkpoint_paths, comple
 from harness.train.native import optimizer_layout, param_names
 from harness.train.recipe import make_optimizer
 
-#: Logged losses (the log keeps 6 decimals): measured at most 1e-6 apart, one unit of that rounding.
-LOGGED_ABS = 2e-6
-#: Losses, relative: the unrounded ones (each checkpoint keeps its last 10) measured at most 3.2e-7 apart.
+#: Losses, relative: measured at most 2.8e-7 apart as logged, 1.5e-7 unrounded (each checkpoint keeps its last 10).
 LOSS_REL = 1e-5
-#: Final weights, absolute: measured 9.2e-7 (DDP and FSDP alike).
+#: Logged losses, absolute: the log keeps 6 decimals, so two losses 1e-7 apart may be logged 1e-6 apart.
+LOGGED_ABS = 2e-6
+#: Final weights, absolute: measured at most 1.0e-6 apart ...
 WEIGHT_ABS = 1e-5
+#: ... but for the token embeddings, 7.9e-5: Adam divides a rare token's tiny gradient by its tiny second moment,
+#: which magnifies the last bits in which the sums of that gradient differ.
+EMBEDDING_ABS = 5e-4
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def debug_track() -> Track:
     """The debug track with 4 checkpoints instead of 2 (the same steps, model and recipe), so that a run can stop
-    after its first and its second."""
+    after its second and its third."""
     track = get_track("debug")
     return dataclasses.replace(track, recipe=dataclasses.replace(track.recipe, checkpoints=4))
 
@@ -45,7 +50,11 @@ def one_process(tmp_path_factory: pytest.TempPathFactory) -> tuple[Track, Path, 
     """(track, data, run folder) of the uninterrupted one-process run every other run is compared with."""
     root = tmp_path_factory.mktemp("distributed")
     track = debug_track()
-    data = write_shards(root / "shards", 256, track.model.context + 1, per_shard=64)
+    subset, data = root / "random.jsonl", root / "shards"
+    sample = [sys.executable, str(EXAMPLES / "random_sample.py"), "--track", "debug", "--out", str(subset)]
+    tokenize = [sys.executable, "-m", "harness", "tokenize", "--track", "debug", str(subset), "--out", str(data)]
+    for command in (sample, tokenize):
+        subprocess.run(command, check=True, capture_output=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the torchrun workers (OMP_NUM_THREADS=1)
     try:
@@ -83,7 +92,9 @@ def assert_same_training(ref: Path, other: Path) -> None:
         assert len(got) == 10 and got == pytest.approx(want, rel=LOSS_REL, abs=0)
     wa, wb = load_weights(read_result(ref).checkpoint), load_weights(read_result(other).checkpoint)
     assert wa.keys() == wb.keys()
-    assert all(torch.allclose(wa[k], wb[k], rtol=0, atol=WEIGHT_ABS) for k in wa)
+    for k in wa:
+        atol = EMBEDDING_ABS if k == "tok_embeddings.weight" else WEIGHT_ABS
+        assert torch.allclose(wa[k], wb[k], rtol=0, atol=atol), (k, float((wa[k] - wb[k]).abs().max()))
     ra, rb = read_result(ref), read_result(other)
     assert (ra.steps, ra.tokens_seen) == (rb.steps, rb.tokens_seen)
 
@@ -114,12 +125,12 @@ def test_a_run_resumes_at_another_world_size(
     """1 -> 2 -> 1: a one-process checkpoint resumes in two processes, whose checkpoint resumes in one; the curve
     that the three launches leave is the uninterrupted run's."""
     track, data, ref = one_process
-    run = stopped_after(ref, 1, tmp_path / "run")
+    run = stopped_after(ref, 2, tmp_path / "run")
     two = train(track, str(data), run, device="cpu", nproc=2, sharding=sharding)
-    assert two.resumed_from == str(checkpoint_paths(run, 1)["epoch"]) and two.processes == 2
-    run = stopped_after(run, 2, tmp_path / "again")
+    assert two.resumed_from == str(checkpoint_paths(run, 2)["epoch"]) and two.processes == 2
+    run = stopped_after(run, 3, tmp_path / "again")
     one = train(track, str(data), run, device="cpu")
-    assert one.resumed_from == str(checkpoint_paths(run, 2)["epoch"]) and (one.processes, one.sharding) == (1, "none")
+    assert one.resumed_from == str(checkpoint_paths(run, 3)["epoch"]) and (one.processes, one.sharding) == (1, "none")
     assert_same_training(ref, run)
 
 
