@@ -66,6 +66,14 @@ def test_missing_open_lm_says_how_to_install(tmp_path: Path, monkeypatch: pytest
         train_open_lm(get_track("nano"), str(tmp_path), tmp_path / "run")
 
 
+def test_several_processes_on_a_cpu_are_refused_before_launching(tmp_path: Path) -> None:
+    """open_lm 9bb92ef on torch 2.13 CPU, two processes with gloo: its DDP fails at start (device_ids=[cpu]), its
+    FSDP at the first checkpoint (docs/organisers.md, "Several processes on CPU"); one process trains."""
+    with pytest.raises(UsageError, match="several processes on a CPU.*--trainer native"):
+        train_open_lm(get_track("debug"), str(tmp_path), tmp_path / "run", nproc=2, device="cpu")
+    assert not (tmp_path / "run").exists()
+
+
 # open_lm 9bb92ef's out.log of a real debug run (open_lm 0.0.34, torch 2.13 CPU): 1,017 sequences in 15 shards, so
 # each checkpoint reads 8 shards (544 sequences); the first ran 33 steps (a worker ran out of shards), the second 31.
 OUT_LOG = """\

@@ -28,6 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="default: the track's precision on GPU, fp32 on CPU",
     )
+    p.add_argument(
+        "--sharding",
+        choices=["ddp", "fsdp"],
+        default=None,
+        help="native trainer with --nproc > 1: DDP or FSDP2 (default: the track's recipe)",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
@@ -45,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         result = train(
             track, args.data, args.out, trainer=args.trainer, nproc=args.nproc, launcher=args.launcher,
             device=args.device, compile=args.compile, precision=args.precision, nodes=args.nodes,
+            sharding=args.sharding,
         )  # fmt: skip
     except TrainingPending as exc:
         print(exc)

@@ -32,22 +32,28 @@ def train(
     compile: bool = False,
     precision: str | None = None,
     nodes: int = 1,
+    sharding: str | None = None,
 ) -> TrainResult:
     """Train `track`'s model on the shards in `data_dir` into `out_dir`; re-running resumes, and a finished run
-    returns its recorded result at once. nproc > 1 runs under torchrun (the global batch stays the track's)."""
+    returns its recorded result at once. nproc > 1 runs under torchrun (the global batch stays the track's), with
+    DDP or FSDP as `sharding` says (default: the track's recipe; the native trainer only)."""
     out = Path(out_dir).resolve()
     done = read_result(out)
     if done is not None:
         return done
     if nproc < 1 or nodes < 1:
         raise UsageError(f"--nproc ({nproc}) and --nodes ({nodes}) must be at least 1")
+    if sharding not in (None, "ddp", "fsdp"):
+        raise UsageError(f"unknown sharding {sharding!r}: use 'ddp' or 'fsdp'")
     if trainer == "open_lm":
+        if sharding is not None:
+            raise UsageError("--sharding applies to the native trainer; open_lm's launch follows the track's flags")
         from harness.train.openlm.run import train_open_lm
 
         return train_open_lm(track, data_dir, out, nproc=nproc, nodes=nodes, launcher=launcher, device=device)
     if trainer != "native":
         raise UsageError(f"unknown trainer {trainer!r}: use 'native' or 'open_lm'")
-    prepare_run(track, data_dir, out, device=device, compile=compile, precision=precision)
+    prepare_run(track, data_dir, out, device=device, compile=compile, precision=precision, sharding=sharding)
     if launcher == "slurm":
         from harness.train.launch import write_slurm_script
 

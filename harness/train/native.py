@@ -69,17 +69,23 @@ def init_env(device: str | None) -> Env:
     return Env(rank, world, local_rank, dev)
 
 
-def wrap_model(model: Transformer, track: Track, env: Env, *, compile: bool) -> torch.nn.Module:
-    """DDP, or FSDP2 (`fully_shard` per block, then the root) for tracks whose recipe says so, on GPU. FSDP needs a
-    process group, which torchrun's processes join; a single process uses it only when its caller started one
-    (benchmarks/gpu_check.py does, to check FSDP on one device)."""
+def wrap_model(
+    model: Transformer, track: Track, env: Env, *, compile: bool, sharding: str | None = None, precision: str = "fp32"
+) -> torch.nn.Module:
+    """DDP, or FSDP2 (`fully_shard` per block, then the root) when `sharding` (default: the track's recipe) says
+    so, on GPU (NCCL) or CPU (gloo). FSDP needs a process group, which torchrun's processes join; a single process
+    uses it only when its caller started one (benchmarks/gpu_check.py does, to check FSDP on one device). FSDP
+    keeps bf16 parameter copies for the forward pass only when the run's `precision` is not fp32."""
     grouped = env.distributed or (torch.distributed.is_available() and torch.distributed.is_initialized())
-    fsdp = grouped and track.recipe.sharding == "fsdp" and env.device.type == "cuda"
+    fsdp = grouped and (sharding or track.recipe.sharding) == "fsdp"
     if fsdp:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         pure = "--fsdp-pure-bf16" in track.recipe.open_lm_flags
-        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.bfloat16 if pure else torch.float32)
+        mp = MixedPrecisionPolicy()  # fp32: no casts
+        if precision != "fp32":
+            reduce = torch.bfloat16 if pure else torch.float32
+            mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=reduce)
         for block in model.layers:
             fully_shard(block, mp_policy=mp)
         fully_shard(model, mp_policy=mp)
@@ -98,10 +104,14 @@ def is_fsdp(model: torch.nn.Module) -> bool:
     return isinstance(model, FSDPModule)
 
 
-def autocast_for(track: Track, env: Env, precision: str | None) -> Any:
-    """bf16 autocast on GPU per the track (or when asked on CPU); float32 otherwise."""
-    chosen = precision or (track.recipe.precision if env.device.type == "cuda" else "fp32")
-    if chosen == "fp32":
+def chosen_precision(track: Track, env: Env, precision: str | None) -> str:
+    """The run's precision: the one asked for, else the track's on GPU and fp32 on CPU."""
+    return precision or (track.recipe.precision if env.device.type == "cuda" else "fp32")
+
+
+def autocast_for(precision: str, env: Env) -> Any:
+    """bf16 autocast unless the run's precision is fp32."""
+    if precision == "fp32":
         return nullcontext()
     return torch.autocast(device_type=env.device.type, dtype=torch.bfloat16)
 
@@ -116,7 +126,10 @@ def state_dicts(raw: Transformer, optimizer: torch.optim.Optimizer) -> tuple[dic
 
 
 def load_state_dicts(raw: Transformer, optimizer: torch.optim.Optimizer, model_sd: dict, optim_sd: dict) -> None:
-    if is_fsdp(raw):
+    """Load a checkpoint written at any world size, with or without FSDP (its optimizer state in either layout)."""
+    fsdp = is_fsdp(raw)
+    optim_sd = optimizer_layout(optim_sd, param_names(raw, optimizer), by_name=fsdp)
+    if fsdp:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
         opts = StateDictOptions(full_state_dict=True)
@@ -124,6 +137,29 @@ def load_state_dicts(raw: Transformer, optimizer: torch.optim.Optimizer, model_s
         return
     raw.load_state_dict(model_sd)
     optimizer.load_state_dict(optim_sd)
+
+
+def param_names(raw: Transformer, optimizer: torch.optim.Optimizer) -> list[str]:
+    """The optimizer's parameters by name, in the order that numbers them in `optimizer.state_dict()`."""
+    names = {p: n for n, p in raw.named_parameters()}
+    return [names[p] for group in optimizer.param_groups for p in group["params"]]
+
+
+def optimizer_layout(optim_sd: dict, names: list[str], *, by_name: bool) -> dict:
+    """Optimizer state in the layout that open_lm writes for the run's kind: keyed by parameter number for one
+    process or DDP (`optimizer.state_dict()`), by parameter name under FSDP (the full state dict). A checkpoint
+    in the other layout is re-keyed, so a run resumes at another world size or sharding."""
+    keys = [k for group in optim_sd["param_groups"] for k in group["params"]]
+    if all(isinstance(k, str) == by_name for k in keys):
+        return optim_sd
+    if len(keys) != len(names):
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"a checkpoint's optimizer state holds {len(keys)} parameters where the model has "
+                           f"{len(names)}: it is not this track's; delete the run folder to train from the start")  # fmt: skip
+    table = {i: n for i, n in enumerate(names)} if by_name else {n: i for i, n in enumerate(names)}
+    groups = [{**g, "params": [table[k] for k in g["params"]]} for g in optim_sd["param_groups"]]
+    return {"state": {table[k]: v for k, v in optim_sd["state"].items()}, "param_groups": groups}
 
 
 def rng_state() -> dict[str, Any]:
@@ -152,9 +188,11 @@ class Trainer:
         self.local_batch, self.accum = accumulation(recipe.global_batch, env.world, recipe.grad_accum)
         torch.manual_seed(recipe.seed)  # the same initial weights on every process and every run
         self.raw = build_model(self.track, device=env.device)
-        self.model = wrap_model(self.raw, self.track, env, compile=bool(self.spec.get("compile")))
+        precision = chosen_precision(self.track, env, self.spec.get("precision"))
+        compile, sharding = bool(self.spec.get("compile")), self.spec.get("sharding")
+        self.model = wrap_model(self.raw, self.track, env, compile=compile, sharding=sharding, precision=precision)
         self.optimizer = make_optimizer(self.raw, recipe)
-        self.autocast = autocast_for(self.track, env, self.spec.get("precision"))
+        self.autocast = autocast_for(precision, env)
         self.data = ShardStream(self.spec["data_dir"], seq_len=self.track.model.context + 1, seed=recipe.seed)
         self.step, self.wall_before, self.resumed_from = 0, 0.0, None
         self.recent: deque[torch.Tensor] = deque(maxlen=FINAL_LOSS_WINDOW)
@@ -302,6 +340,8 @@ class Trainer:
             "trainer": "native",
             "resumed_from": self.resumed_from,
             "threads": torch.get_num_threads(),  # a CPU run re-trains bit for bit only with as many (verify --level train)
+            "processes": self.env.world,
+            "sharding": "fsdp" if is_fsdp(self.raw) else "ddp" if self.env.distributed else "none",
         }
 
 

@@ -13,9 +13,18 @@ from harness.train import checkpoint as ck
 
 
 def prepare_run(
-    track: Track, data_dir: str, out: Path, *, device: str | None, compile: bool, precision: str | None
+    track: Track,
+    data_dir: str,
+    out: Path,
+    *,
+    device: str | None,
+    compile: bool,
+    precision: str | None,
+    sharding: str | None = None,
 ) -> None:
-    """Write run.json, model.json and params.txt; refuse to mix a different track or data into a run folder."""
+    """Write run.json, model.json and params.txt; refuse to mix a different track or data into a run folder.
+    `sharding` (ddp | fsdp) overrides the track's for this launch only: checkpoints hold the full state whatever
+    the sharding, so a run may resume under another one, or at another process count."""
     from harness.model import open_lm_model_config
 
     out.mkdir(parents=True, exist_ok=True)
@@ -34,6 +43,7 @@ def prepare_run(
         "device": device,
         "compile": compile,
         "precision": precision,
+        "sharding": sharding,
     }
     ck.write_json(spec_path, spec)
     ck.write_json(out / "model.json", open_lm_model_config(track.model))

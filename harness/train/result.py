@@ -27,6 +27,8 @@ class TrainResult:
     resumed_from: str | None
     open_lm: str = ""  # open_lm's version (and git commit) when open_lm trained
     threads: int = 0  # CPU threads of the training process (torch.get_num_threads()); 0: not recorded
+    processes: int = 0  # training processes (world size) of the launch that finished the run; 0: not recorded
+    sharding: str = ""  # how that launch spread the model: "none" (one process), "ddp" or "fsdp"; "": not recorded
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainResult:

@@ -41,6 +41,12 @@ INSTALL_HINT = (
     "`pip install 'harness[openlm]'` (open_lm at the verified commit, webdataset==0.2.86, xformers; see docs/organisers.md, "
     "'Training with open_lm'), or train with the native trainer (--trainer native)."
 )
+CPU_PROCESSES = (
+    "open_lm cannot train several processes on a CPU: its DDP hands torch device_ids=[cpu], which torch refuses "
+    "for a CPU model, and its --fsdp trains but fails to save a checkpoint (torch's full state dict with "
+    "offload_to_cpu on CPU parameters, pytorch/pytorch#188989). Train with --nproc 1, on GPUs, or with "
+    "--trainer native, which runs DDP and FSDP on CPUs."
+)
 OPEN_LM_SUBDIR = "open_lm"
 RUN_NAME = "run"
 ARGS_FILE = "open_lm_args.json"
@@ -162,6 +168,8 @@ def train_open_lm(
     from harness.model import open_lm_model_config
     from harness.train.launch import torchrun_command, write_slurm_script
 
+    if launcher == "local" and nproc * nodes > 1 and _on_cpu(device):
+        raise UsageError(CPU_PROCESSES)
     if importlib.util.find_spec("open_lm") is None:
         raise HarnessError(INSTALL_HINT)
     check_compatible(track)
