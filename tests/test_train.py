@@ -216,17 +216,6 @@ def test_kill_minus_9_then_resume_gives_bitwise_the_same_weights(tmp_path: Path)
     assert log == sorted(set(log)) and log[-1] == 48  # the redone steps are logged once
 
 
-@pytest.mark.slow
-def test_two_process_ddp_matches_one_process(shards: Path, tmp_path: Path) -> None:
-    track = tiny_track(steps=10, accum=1)
-    single = train(track, str(shards), tmp_path / "one", device="cpu")
-    double = train(track, str(shards), tmp_path / "two", device="cpu", nproc=2)
-    a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
-    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
-    assert double.final_loss == pytest.approx(single.final_loss, rel=1e-3)
-    assert double.tokens_seen == single.tokens_seen
-
-
 def test_slurm_script_starts_torchrun_on_every_node(tmp_path: Path) -> None:
     script = write_slurm_script(tmp_path, nodes=4, nproc=8, module="harness.train.native", args=[str(tmp_path)])
     text = script.read_text()

@@ -27,11 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.display.contamination import render_contamination
+    from harness.display.progress import make_progress
     from harness.display.validation import render_report
     from harness.submit.decontam_subset import validate_and_check
     from harness.tracks import get_track
-
-    from harness.display.progress import make_progress
 
     track = get_track(args.track)
     # The bars go to stderr: with --json, stdout carries the report and nothing else.

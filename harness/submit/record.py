@@ -31,8 +31,8 @@ def _hardware(device: str | None) -> dict[str, Any]:
     import torch
 
     if (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda"):
-        return {"accelerator": torch.cuda.get_device_name(0), "count": 1, "cpu": platform.processor()}
-    return {"accelerator": "cpu", "count": 1, "cpu": platform.processor() or platform.machine()}
+        return {"accelerator": torch.cuda.get_device_name(0), "cpu": platform.processor()}
+    return {"accelerator": "cpu", "cpu": platform.processor() or platform.machine()}
 
 
 def _curve(log: Path) -> list[list[float]]:
@@ -94,7 +94,11 @@ def build_record(sub: Submission) -> Record:
             "lm_eval": getattr(lm_eval, "__version__", ""),
             "open_lm": tr.get("open_lm", ""),
         },
-        "hardware": {**_hardware(opts.device), **({"threads": tr["threads"]} if tr.get("threads") else {})},
+        "hardware": {
+            **_hardware(opts.device),
+            "count": int(tr.get("processes") or 1),
+            **({"threads": tr["threads"]} if tr.get("threads") else {}),
+        },
         "seeds": {"train": track.recipe.seed, "shuffle": tok.get("seed", track.recipe.seed), **evaluation["seeds"]},
         "training": {
             "trainer": tr["trainer"],
