@@ -154,3 +154,36 @@ def test_no_sbatch_on_path_is_one_clear_message(subset: Path, tmp_path: Path) ->
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
     code, out = _run("submit", "--track", "debug", str(subset), "--launcher", "slurm", cwd=tmp_path, env=env)
     assert code == 1 and "`sbatch` is not on PATH" in out and "--no-sbatch" in out and "Traceback" not in out, out
+
+
+def test_the_jobs_command_line_is_the_submission_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every option of `harness submit` reaches the job (a new option that does not fails here), with
+    `--launcher local`; the script runs it in the submitting folder and never runs a piece of user text."""
+    import dataclasses
+
+    from harness.cli import build_parser
+    from harness.commands.submit import options_from_args
+    from harness.submit.options import SubmitOptions
+    from harness.submit.slurm import job_argv, write_job_script
+    from harness.submit.stages import Submission
+    from harness.tracks import get_track
+
+    opts = SubmitOptions(
+        track="debug", subset="my subset.jsonl", name="n $(touch pwned)", authors=("a", "b"), description="d`x`",
+        link="https://x.org/'q'", run_dir=str(tmp_path / "runs"), results=str(tmp_path / "res"),
+        leaderboard=str(tmp_path / "site"), trainer="open_lm", nproc=2, launcher="slurm", workers=3, device="cpu",
+        skip_evaluate=True, replicates=2, slurm_wait=True,
+    )  # fmt: skip
+    argv = job_argv(opts)
+    assert argv[:3] == [sys.executable, "-m", "harness"]
+    parsed = options_from_args(build_parser().parse_args(argv[3:]))
+    assert parsed == dataclasses.replace(opts, launcher="local", slurm_wait=False)
+    sub = Submission(opts, get_track("debug"), tmp_path / "runs" / "debug" / "e", "e")
+    sub.run_dir.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    script = write_job_script(sub).read_text()
+    assert f'#SBATCH --chdir="{tmp_path}"' in script and "#SBATCH --cpus-per-task=2" in script
+    line = next(x for x in script.splitlines() if x.startswith("exec "))
+    words = subprocess.run(["bash", "-c", f"set -- {line.removeprefix('exec ')}; printf '%s\\n' \"$@\""],
+                           cwd=tmp_path, capture_output=True, text=True, check=True)  # fmt: skip
+    assert words.stdout.splitlines() == argv and not list(tmp_path.glob("pwned*"))
