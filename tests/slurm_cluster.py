@@ -1,11 +1,11 @@
 """A real one-node Slurm cluster on this machine for the tests (Debian's slurm-wlm and munge).
 
-The fixture `slurm` (session scope; import `slurm_cluster` into a test module) writes a minimal slurm.conf and a fresh munge key into a temporary folder, starts
-munged, slurmctld and slurmd in the foreground as children of the test process (no cgroups: proctrack/linuxproc,
-task/none), points SLURM_CONF at it, waits until `sinfo` shows the node idle, and stops everything afterwards
-(cancelling any job still queued). Without the binaries or without root it skips with one reason; with both, a
-cluster that does not come up is a failure that shows the daemons' logs. `scripts/slurm-cluster.sh` installs the
-packages (`.ci/run` calls it).
+The fixture `slurm` (session scope; import `slurm_cluster` into a test module) writes a minimal slurm.conf and a
+fresh munge key into a temporary folder, starts munged, slurmctld and slurmd in the foreground as children of the
+test process (no cgroups: proctrack/linuxproc, task/none), points SLURM_CONF at it, waits until `sinfo` shows the
+node idle, and stops everything afterwards (cancelling any job still queued). Without the binaries or without root
+it skips with one reason; with both, a cluster that does not come up is a failure that shows the daemons' logs.
+`scripts/install-slurm.sh` installs the packages (`.ci/run` calls it).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _why_not() -> str | None:
     missing = [b for b in BINARIES if shutil.which(b) is None and not Path("/usr/sbin", b).is_file()]
     if missing:
         return (f"no Slurm on this machine ({', '.join(missing)} missing): install it with "
-                "`sudo scripts/slurm-cluster.sh install` (Debian: slurm-wlm and munge)")  # fmt: skip
+                "`sudo scripts/install-slurm.sh` (Debian: slurm-wlm and munge)")  # fmt: skip
     if os.geteuid() != 0:
         return "a one-node Slurm cluster needs root (slurmd runs jobs as their users); run the tests as root"
     return None

@@ -98,5 +98,6 @@ def through_slurm(sub: Submission, stages: Callable[[], Any], notify: Callable[[
     try:
         return stages(), None  # the followed job completed: every stage is done
     except StageDeferred as exc:
-        raise HarnessError(f"the slurm job for entry {sub.entry_id} completed, yet its stage {exc.args[0]!r} is not "
-                           f"done; see its output ({sub.run_dir}/slurm-*.out) and re-run to resume") from None  # fmt: skip
+        where = f"{sub.run_dir}/slurm-*.out"
+        raise HarnessError(f"the slurm job for entry {sub.entry_id} completed, yet its stage {exc.args[0]!r} is "
+                           f"not done; see its output ({where}) and re-run to resume") from None  # fmt: skip

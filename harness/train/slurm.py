@@ -113,9 +113,9 @@ def sbatch(script: Path, *, what: str, extra: Sequence[str] = ()) -> str:
         message = _message(proc.stderr)
         if any(s in proc.stderr for s in _UNREACHABLE):
             raise _unreachable("sbatch", message)
-        hint = next((h for key, h in _REFUSALS.items() if key.lower() in message.lower()), "")
-        raise HarnessError(f"Slurm refused {what} ({script}): {message}. " + (f"{hint[0].upper()}{hint[1:]}. " if hint else "")
-                           + "Nothing was submitted; fix the request and re-run the same command")  # fmt: skip
+        hint = next((f"{h[0].upper()}{h[1:]}. " for key, h in _REFUSALS.items() if key.lower() in message.lower()), "")
+        raise HarnessError(f"Slurm refused {what} ({script}): {message}. {hint}Nothing was submitted; fix the "
+                           "request and re-run the same command")  # fmt: skip
     job_id = proc.stdout.strip().split(";")[0]
     if not job_id.isdigit():
         raise HarnessError(f"sbatch submitted {script} but printed no job id ({proc.stdout.strip()!r})")
