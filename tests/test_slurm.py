@@ -1,7 +1,7 @@
 """`--launcher slurm` on a real one-node Slurm cluster (tests/slurm_cluster.py): `harness submit` hands the entry to
 a job that writes the record, scancel mid-training then a re-run resumes, a sweep runs as a job array, two job
-steps on the one node meet in torchrun's rendezvous, and a controller that is down, a refused job or a machine
-without sbatch each give one clear message."""
+steps on the one node meet in torchrun's rendezvous, and a controller that is down, a refused job, a node lost
+mid-training or a machine without sbatch each give one clear message (and a re-run resumes)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,13 @@ def subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("subset") / "random.jsonl"
     subprocess.run([sys.executable, str(EXAMPLES / "random_sample.py"), "--track", "debug", "--out", str(out)],
                    check=True, capture_output=True)  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory, subset: Path) -> Path:
+    out = tmp_path_factory.mktemp("shards")
+    assert main(["tokenize", str(subset), "--track", "debug", "--out", str(out)]) == 0
     return out
 
 
@@ -110,11 +117,10 @@ def test_sweep_runs_as_a_job_array(slurm: SlurmCluster, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_job_steps_meet_in_torchruns_rendezvous(slurm: SlurmCluster, subset: Path, tmp_path: Path) -> None:
+def test_two_job_steps_meet_in_torchruns_rendezvous(slurm: SlurmCluster, shards: Path, tmp_path: Path) -> None:
     """The two-node script, with its two tasks placed on the one node: each step is a torchrun agent with
     --nnodes=2 meeting at the allocation's first host; training runs with a world of 2 and completes."""
-    assert main(["tokenize", str(subset), "--track", "debug", "--out", str(tmp_path / "shards")]) == 0
-    train = ("train", "--track", "debug", "--data", str(tmp_path / "shards"), "--out", str(tmp_path / "run"),
+    train = ("train", "--track", "debug", "--data", str(shards), "--out", str(tmp_path / "run"),
              "--launcher", "slurm", "--nodes", "2", "--device", "cpu")  # fmt: skip
     code, out = _run(*train, cwd=tmp_path)  # the cluster has one node: refused, with what to change
     assert code == 1 and "Slurm refused training" in out and "fewer nodes" in out, out
@@ -131,6 +137,45 @@ def test_two_job_steps_meet_in_torchruns_rendezvous(slurm: SlurmCluster, subset:
     assert re.findall(r"global_world_sizes=\[(\d+)\]", text) == ["2", "2"], text
     code, out = _run(*train, "--json", cwd=tmp_path)  # the re-run collects the result
     assert code == 0 and json.loads(out)["steps"] == 64, out
+
+
+@pytest.mark.slow
+def test_a_node_lost_mid_training_is_one_clear_message_and_a_rerun_resumes(
+    slurm: SlurmCluster, shards: Path, tmp_path: Path
+) -> None:
+    from harness.train import read_result
+
+    run = tmp_path / "run"
+    train = ("train", "--track", "debug", "--data", str(shards), "--out", str(run), "--launcher",
+             "slurm", "--device", "cpu", "--wait")  # fmt: skip
+    env = {**os.environ, "SBATCH_NO_REQUEUE": "1"}  # else Slurm requeues the job itself, which then resumes alike
+    follower = _harness(*train, cwd=tmp_path, env=env)
+    node = f"nodename={slurm.node}"
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "checkpoints" / "stats_1.pt").exists():
+            assert follower.poll() is None, follower.communicate()[0]
+            assert time.monotonic() < deadline, "training never wrote its first checkpoint"
+            time.sleep(0.1)
+        first = json.loads((run / "slurm-job.json").read_text())["job_id"]
+        slurm.run("scontrol", "update", node, "state=down", "reason=lost in a test")
+        out = " ".join(follower.communicate(timeout=120)[0].split())
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+        slurm.run("scontrol", "update", node, "state=resume", check=False)  # or back already (ReturnToService=2)
+    assert follower.returncode == 1, out
+    assert f"slurm job {first} ended NODE_FAIL: its node was lost" in out and "Traceback" not in out
+    assert "re-running the same command submits again and resumes" in out and read_result(run) is None
+    deadline = time.monotonic() + 60
+    while slurm.run("sinfo", "-h", "-N", "-o", "%T").stdout.strip() != "idle":
+        assert time.monotonic() < deadline, "the node never came back"
+        time.sleep(0.5)
+    code, out = _run(*train, cwd=tmp_path, env=env)
+    assert code == 0 and f"(slurm job {first} ended NODE_FAIL" in out and "trained debug: 64 steps" in out, out
+    result = read_result(run)
+    assert result is not None and result.resumed_from and result.resumed_from.endswith("epoch_1.pt")
 
 
 def test_a_controller_that_is_down_or_a_refused_job_is_one_clear_message(
