@@ -245,7 +245,7 @@ def test_slurm_launcher_writes_a_job_array_over_the_pending_cells(tmp_path: Path
     out = tmp_path / "sweep"
     (out / "cells" / "size1-duplication0").mkdir(parents=True)
     (out / "cells" / "size1-duplication0" / "DONE.json").write_text('{"entry_id": "x"}')  # a finished cell
-    assert main(["sweep", "run", str(path), "--out", str(out), "--launcher", "slurm"]) == 0
+    assert main(["sweep", "run", str(path), "--out", str(out), "--launcher", "slurm", "--no-sbatch"]) == 0
     script = (out / "sweep.sbatch").read_text()
     pending = (out / "cells.txt").read_text().split()
     assert pending == ["size0.5-duplication0", "size1-duplication0.5"]  # axes design, finished cell left out
@@ -262,8 +262,9 @@ def test_a_changed_definition_is_not_mixed_with_earlier_cells(tmp_path: Path, ca
     (tmp_path / "base.jsonl").write_text("".join(json.dumps({"id": pool.id_of_row(r)}) + "\n" for r in range(20)))
     body = '[base]\nsubset = "base.jsonl"\n[factors]\nsize = [0.5]\n'
     out = str(tmp_path / "sweep")
-    assert main(["sweep", "run", str(_write(tmp_path, body)), "--out", out, "--launcher", "slurm"]) == 0
-    assert main(["sweep", "run", str(_write(tmp_path, "seed = 7\n" + body)), "--out", out, "--launcher", "slurm"]) == 2
+    slurm = ["--out", out, "--launcher", "slurm", "--no-sbatch"]
+    assert main(["sweep", "run", str(_write(tmp_path, body)), *slurm]) == 0
+    assert main(["sweep", "run", str(_write(tmp_path, "seed = 7\n" + body)), *slurm]) == 2
     assert "earlier definition of exp" in " ".join(capsys.readouterr().err.split())
 
 

@@ -228,5 +228,5 @@ def test_slurm_script_starts_torchrun_on_every_node(tmp_path: Path) -> None:
 def test_train_command_options() -> None:
     assert command_options("train") == {
         "--track", "--data", "--out", "--trainer", "--nproc", "--nodes", "--launcher", "--device", "--precision",
-        "--sharding", "--compile", "--json",
+        "--sharding", "--compile", "--json", "--no-sbatch", "--wait",
     }  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness.commands.train import add_slurm_options
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="run the whole benchmark on a subset (resumable)")
@@ -19,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--leaderboard", default=None, metavar="DIR", help="rebuild the static leaderboard into DIR")
     p.add_argument("--trainer", choices=("native", "open_lm"), default="native", help="training backend")
     p.add_argument("--nproc", type=int, default=1, help="training processes on this node (torchrun when > 1)")
-    p.add_argument("--launcher", choices=("local", "slurm"), default="local", help="start training here or via sbatch")
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local", help="run here, or in a slurm job")
+    add_slurm_options(p)
     p.add_argument("--workers", type=int, default=1, help="tokenization processes")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--skip-evaluate", action="store_true", help="stop after training")
@@ -40,7 +43,8 @@ def options_from_args(args: argparse.Namespace):  # -> SubmitOptions
         description=args.description, link=args.link, run_dir=args.run_dir,
         results=args.results or default_results_url(), leaderboard=args.leaderboard, trainer=args.trainer,
         nproc=args.nproc, launcher=args.launcher, workers=args.workers, device=args.device,
-        skip_evaluate=args.skip_evaluate, replicates=args.replicates,
+        skip_evaluate=args.skip_evaluate, replicates=args.replicates, slurm_submit=not args.no_sbatch,
+        slurm_wait=args.wait,
     )  # fmt: skip
 
 

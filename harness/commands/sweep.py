@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+from harness.commands.train import add_slurm_options
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from harness.experiments.spec import Cell, Experiment
+    from harness.experiments.sweep import SweepPaths
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -11,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run = verbs.add_parser("run", help="build each cell's subset and train it as an ordinary entry (resumable)")
     _common(run)
     run.add_argument("--jobs", default="auto", help="cells at a time: a number, or auto (one per GPU, else per core)")
-    run.add_argument("--launcher", choices=("local", "slurm"), default="local", help="slurm: write a job array")
+    run.add_argument("--launcher", choices=("local", "slurm"), default="local", help="slurm: submit a job array")
+    add_slurm_options(run)
     run.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     run.add_argument("--cell", default=None, help=argparse.SUPPRESS)  # one cell's worker (local jobs and slurm)
     run.set_defaults(run=_run)
@@ -33,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     from harness.display.progress import make_progress
     from harness.errors import UsageError
     from harness.experiments.spec import load_experiment
-    from harness.experiments.sweep import SweepPaths, build_cells, default_jobs, run_cell, run_local, write_slurm_array
+    from harness.experiments.sweep import SweepPaths, build_cells, default_jobs, run_cell, run_local
 
     console = Console()
     experiment = load_experiment(args.experiment)
@@ -57,13 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     finished = sum(paths.done(c) is not None for c in cells)
     console.print(f"experiment [bold]{experiment.name}[/]: {len(cells)} cells, {finished} finished, in {paths.root}")
     if args.launcher == "slurm":
-        script = write_slurm_array(experiment, paths, cells, args.device)
-        if script is None:
-            console.print("every cell is finished; run `harness sweep report`.")
-        else:
-            console.print(f"wrote {script}: submit it with `sbatch {script}`, then re-run this command (it skips "
-                          "finished cells) or `harness sweep report` when the array ends.")  # fmt: skip
-        return 0
+        return _on_slurm(args, experiment, paths, cells, console)
     try:
         jobs = default_jobs(args.device) if args.jobs == "auto" else int(args.jobs)
     except ValueError:
@@ -77,6 +81,36 @@ def _run(args: argparse.Namespace) -> int:
     done = sum(paths.done(c) is not None for c in cells)
     console.print(f"{done}/{len(cells)} cells finished" + ("; re-run to resume the rest." if failed else "."))
     return 1 if failed else 0
+
+
+def _on_slurm(
+    args: argparse.Namespace, experiment: Experiment, paths: SweepPaths, cells: list[Cell], console: Console
+) -> int:
+    """The pending cells as a Slurm job array (harness.train.slurm: not twice while it runs)."""
+    from harness.experiments.sweep import write_slurm_array
+    from harness.train.slurm import hand_over
+
+    pending = [c for c in cells if paths.done(c) is None]
+    if not pending:
+        console.print("every cell is finished; run `harness sweep report`.")
+        return 0
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, highlight=False)
+
+    message = hand_over(
+        paths.root, lambda: write_slurm_array(experiment, paths, cells, args.device),
+        what=f"{len(pending)} sweep cell(s)", log=f"{paths.root.resolve()}/logs/slurm-%A_%a.out",
+        submit=not args.no_sbatch, follow=args.wait, notify=say,
+    )  # fmt: skip
+    if message is not None:
+        say(message + " (it skips finished cells), or run `harness sweep report` once the array ends.")
+        return 0
+    done = sum(paths.done(c) is not None for c in cells)
+    console.print(
+        f"{done}/{len(cells)} cells finished" + ("." if done == len(cells) else "; re-run to resume the rest.")
+    )
+    return 0 if done == len(cells) else 1
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -19,8 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nproc", type=int, default=1, help="processes per node; >1 runs under torchrun (default: 1)")
     p.add_argument("--nodes", type=int, default=1, help="nodes, with --launcher slurm (default: 1)")
     p.add_argument(
-        "--launcher", choices=["local", "slurm"], default="local", help="slurm: write an sbatch script instead"
+        "--launcher", choices=["local", "slurm"], default="local", help="slurm: write train.sbatch and submit it"
     )
+    add_slurm_options(p)
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
     p.add_argument(
         "--precision",
@@ -39,22 +40,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def add_slurm_options(p: argparse.ArgumentParser) -> None:
+    """`--no-sbatch` and `--wait`, for commands with `--launcher slurm`."""
+    p.add_argument("--no-sbatch", action="store_true", help="with --launcher slurm: write the batch script only")
+    p.add_argument("--wait", action="store_true", help="with --launcher slurm: follow the job until it ends")
+
+
+def slurm_options(args: argparse.Namespace, say=print):  # -> SlurmOptions
+    from harness.train.result import SlurmOptions
+
+    return SlurmOptions(submit=not args.no_sbatch, follow=args.wait, notify=say)
+
+
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
     from dataclasses import asdict
 
     from harness.tracks import get_track
     from harness.train import TrainingPending, train
 
     track = get_track(args.track)
+    stream = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the result
+
+    def say(line: str) -> None:
+        print(line, file=stream, flush=True)
+
     try:
         result = train(
             track, args.data, args.out, trainer=args.trainer, nproc=args.nproc, launcher=args.launcher,
             device=args.device, compile=args.compile, precision=args.precision, nodes=args.nodes,
-            sharding=args.sharding,
+            sharding=args.sharding, slurm=slurm_options(args, say),
         )  # fmt: skip
     except TrainingPending as exc:
-        print(exc)
+        say(str(exc))
         return 0
     if args.json:
         print(json.dumps(asdict(result), indent=2))

@@ -28,8 +28,11 @@ def submit_with_display(opts: SubmitOptions, console: Any) -> SubmitResult | Non
                 overall, completed=done, description=f"[bold]submit[/] stage {done + 1}/{len(names)}: {stage}"
             )
 
+        def notify(line: str) -> None:  # the slurm job's id and states (--launcher slurm)
+            progress.console.print(line, markup=False, highlight=False)
+
         try:
-            result = submit(opts, progress, on_stage)
+            result = submit(opts, progress, on_stage, notify)
         except SubsetInvalid as exc:
             progress.stop()
             render_report(exc.args[0], console)
@@ -38,7 +41,10 @@ def submit_with_display(opts: SubmitOptions, console: Any) -> SubmitResult | Non
         except StageFailed:
             progress.update(overall, description="[bold red]submit failed[/]")
             raise
-        progress.update(overall, completed=len(names), description=f"[bold green]submit done[/] {result.entry_id}")
+        if result.slurm is not None:
+            progress.update(overall, description=f"[bold]submit[/] {result.entry_id}: handed to slurm")
+        else:
+            progress.update(overall, completed=len(names), description=f"[bold green]submit done[/] {result.entry_id}")
     return result
 
 
@@ -50,6 +56,9 @@ def render_summary(result: SubmitResult, console: Any) -> None:
     if result.skipped:
         console.print(f"Reused finished stages: {', '.join(result.skipped)} (same subset and track).")
     console.print(f"Entry [bold]{result.entry_id}[/] in {plain(str(result.run_dir))}")
+    if result.slurm is not None:
+        console.print(result.slurm, markup=False, highlight=False)
+        return
     record = result.record
     if record is None:
         console.print("Evaluation skipped (--skip-evaluate); re-run without it to score and record the entry.")

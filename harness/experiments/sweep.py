@@ -7,7 +7,8 @@ A sweep lives in one folder (default `sweeps/<experiment>/`):
     cells/<key>/DONE.json      written last, atomically, once the cell's record is stored (entry id, track)
     runs/, results/            the cells' run folders and results store (as `harness submit` writes them)
     logs/<key>.log             each cell's output
-    sweep.sbatch, cells.txt    with --launcher slurm: a job array, one task per pending cell
+    sweep.sbatch, cells.txt    with --launcher slurm: a job array, one task per pending cell, submitted with sbatch
+    slurm-job.json             the array's job id (harness.train.slurm): a re-run while it runs submits nothing
 
 Cells run as separate `harness sweep run --cell KEY` processes, `jobs` at a time (each with one thread on CPU, or
 pinned to one GPU). A cell is resumable like any submit; a re-run skips cells with DONE.json and resumes the rest.
@@ -303,8 +304,9 @@ def run_local(
 
 
 def write_slurm_array(experiment: Experiment, paths: SweepPaths, cells: list[Cell], device: str | None) -> Path | None:
-    """Write `sweep.sbatch`, a job array over the pending cells (one GPU each); None when nothing is pending."""
-    from harness.train.launch import refuse_control_characters
+    """Write `sweep.sbatch`, a job array over the pending cells (one GPU each, or one CPU with device "cpu");
+    None when nothing is pending."""
+    from harness.train.launch import refuse_control_characters, resources_line
 
     cmd = cell_command(experiment, paths, "$KEY", device)
     refuse_control_characters([str(paths.root.resolve()), *cmd, experiment.name])  # before anything is written
@@ -319,7 +321,7 @@ def write_slurm_array(experiment: Experiment, paths: SweepPaths, cells: list[Cel
 #SBATCH --job-name=harness-sweep-{experiment.name}
 #SBATCH --array=0-{len(pending) - 1}
 #SBATCH --ntasks=1
-#SBATCH --gpus=1
+{resources_line(1, device, per_node=False)}
 #SBATCH --output={paths.root.resolve()}/logs/slurm-%A_%a.out
 set -euo pipefail
 KEY=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {cells_file})

@@ -36,7 +36,11 @@ class SubmitOptions:
     leaderboard: str | None = doc("Rebuild the static leaderboard into this folder after recording.", default=None)
     trainer: Literal["native", "open_lm"] = doc("Training backend.", default="native")
     nproc: int = doc("Training processes on this node (torchrun when > 1).", default=1)
-    launcher: Literal["local", "slurm"] = doc("How training is started.", default="local")
+    launcher: Literal["local", "slurm"] = doc(
+        "Where the stages after validation run: here, or in a Slurm job (harness.submit.slurm).", default="local"
+    )
+    slurm_submit: bool = doc("With launcher slurm: sbatch the job script (False: write it only).", default=True)
+    slurm_wait: bool = doc("With launcher slurm: follow the job until it ends.", default=False)
     workers: int = doc("Processes for tokenization.", default=1)
     device: str | None = doc("Training/evaluation device (default: cuda when available, else cpu).", default=None)
     skip_evaluate: bool = doc("Stop after training (no evaluation and no record).", default=False)

@@ -51,15 +51,33 @@ class SubmitResult:
     record: Record | None
     skipped: tuple[str, ...]
     site: str | None
+    slurm: str | None = None  # with --launcher slurm: which job has the entry (None once its stages are done)
 
 
 def submit(
-    opts: SubmitOptions, progress: Progress | None = None, on_stage: Callable[[str], None] | None = None
+    opts: SubmitOptions,
+    progress: Progress | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> SubmitResult:
-    """Run every stage of a submission (see the module docstring); `on_stage(name)` is told as each one starts."""
+    """Run every stage of a submission (see the module docstring); `on_stage(name)` is told as each one starts.
+    With launcher "slurm" the stages after validation run in a Slurm job (harness.submit.slurm); `notify` is told
+    the job's id and its changes of state."""
     say = on_stage or (lambda _stage: None)
     say("validate")
     sub = prepare(opts, progress)
+    if opts.launcher == "slurm":
+        from harness.submit.slurm import through_slurm
+
+        done, message = through_slurm(sub, lambda: _stages(sub, progress, say), notify or (lambda _m: None))
+        record, site = done or (None, None)
+        return SubmitResult(sub.entry_id, sub.run_dir, record, tuple(sub.skipped), site, message)
+    record, site = _stages(sub, progress, say)
+    return SubmitResult(sub.entry_id, sub.run_dir, record, tuple(sub.skipped), site)
+
+
+def _stages(sub: Submission, progress: Progress | None, say: Callable[[str], None]) -> tuple[Record | None, str | None]:
+    opts = sub.options
     stage_validate(sub, progress)
     for stage, fn in (("tokenize", stage_tokenize), ("train", stage_train)):
         say(stage)
@@ -81,4 +99,4 @@ def submit(
             say("leaderboard")
             build_from_store(opts.results, Path(opts.leaderboard))
             site = opts.leaderboard
-    return SubmitResult(sub.entry_id, sub.run_dir, record, tuple(sub.skipped), site)
+    return record, site

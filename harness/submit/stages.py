@@ -34,6 +34,10 @@ STAGES = ("validate", "tokenize", "train", "evaluate", "record")
 MARKER = "_COMPLETE.json"
 
 
+class StageDeferred(Exception):
+    """A stage has work to do while the submission hands its work to Slurm (`--launcher slurm`): the job does it."""
+
+
 @dataclass
 class Submission:
     """The state of one submit while it runs: where its stages live and what they produced."""
@@ -76,6 +80,8 @@ def run_stage(
         sub.outputs[stage] = marker["outputs"]
         sub.skipped.append(stage)
         return marker["outputs"]
+    if sub.options.launcher == "slurm":  # the work is the slurm job's (harness.submit.slurm), not this process's
+        raise StageDeferred(stage)
     if marker is not None:  # stale: the same entry with changed inputs (a new track version, another trainer)
         for later in STAGES[STAGES.index(stage) :]:
             shutil.rmtree(sub.stage_dir(later), ignore_errors=True)

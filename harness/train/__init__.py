@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import HarnessError, UsageError
 from harness.tracks import Track
 from harness.train.prepare import prepare_run
-from harness.train.result import TrainingPending, TrainResult, read_result
+from harness.train.result import SlurmOptions, TrainingPending, TrainResult, read_result
 
 Trainer = Literal["native", "open_lm"]
 Launcher = Literal["local", "slurm"]
@@ -33,10 +34,13 @@ def train(
     precision: str | None = None,
     nodes: int = 1,
     sharding: str | None = None,
+    slurm: SlurmOptions | None = None,
 ) -> TrainResult:
     """Train `track`'s model on the shards in `data_dir` into `out_dir`; re-running resumes, and a finished run
     returns its recorded result at once. nproc > 1 runs under torchrun (the global batch stays the track's), with
-    DDP or FSDP as `sharding` says (default: the track's recipe; the native trainer only)."""
+    DDP or FSDP as `sharding` says (default: the track's recipe; the native trainer only). launcher "slurm" writes
+    `train.sbatch` and submits it (see `slurm`): TrainingPending says the job's id, unless `slurm.follow` waited for
+    it to complete."""
     out = Path(out_dir).resolve()
     done = read_result(out)
     if done is not None:
@@ -50,15 +54,23 @@ def train(
             raise UsageError("--sharding applies to the native trainer; open_lm's launch follows the track's flags")
         from harness.train.openlm.run import train_open_lm
 
-        return train_open_lm(track, data_dir, out, nproc=nproc, nodes=nodes, launcher=launcher, device=device)
+        return train_open_lm(
+            track, data_dir, out, nproc=nproc, nodes=nodes, launcher=launcher, device=device, slurm=slurm
+        )
     if trainer != "native":
         raise UsageError(f"unknown trainer {trainer!r}: use 'native' or 'open_lm'")
-    prepare_run(track, data_dir, out, device=device, compile=compile, precision=precision, sharding=sharding)
     if launcher == "slurm":
-        from harness.train.launch import write_slurm_script
 
-        script = write_slurm_script(out, nodes=nodes, nproc=nproc, module="harness.train.native", args=[str(out)])
-        raise TrainingPending(f"wrote {script}; submit it with `sbatch {script}` and re-run this command when it ends")
+        def write() -> Path:  # only when a job is to be submitted: never under a running one
+            from harness.train.launch import write_slurm_script
+
+            prepare_run(track, data_dir, out, device=device, compile=compile, precision=precision, sharding=sharding)
+            return write_slurm_script(
+                out, nodes=nodes, nproc=nproc, module="harness.train.native", args=[str(out)], device=device
+            )
+
+        return on_slurm(out, write, slurm or SlurmOptions())
+    prepare_run(track, data_dir, out, device=device, compile=compile, precision=precision, sharding=sharding)
     if launcher != "local":
         raise UsageError(f"unknown launcher {launcher!r}: use 'local' or 'slurm'")
     if nproc == 1 and nodes == 1:
@@ -77,4 +89,31 @@ def train(
     return result
 
 
-__all__ = ["Launcher", "TrainResult", "Trainer", "TrainingPending", "prepare_run", "read_result", "train"]
+def on_slurm(out: Path, write: Callable[[], Path], slurm: SlurmOptions) -> TrainResult:
+    """Hand the training in `out` to Slurm (`write` writes its batch script); the result once a followed job
+    completed, else TrainingPending with the job's id and how to follow it."""
+    from harness.train.slurm import hand_over
+
+    message = hand_over(
+        out, write, what="training", log=f"{out}/slurm-%j.out", submit=slurm.submit, follow=slurm.follow,
+        notify=slurm.notify,
+    )  # fmt: skip
+    if message is not None:
+        raise TrainingPending(message)
+    result = read_result(out)
+    if result is None:
+        raise HarnessError(f"the slurm job for {out} completed without training's completion marker; see its "
+                           f"output (slurm-*.out there) and re-run to resume")  # fmt: skip
+    return result
+
+
+__all__ = [
+    "Launcher",
+    "SlurmOptions",
+    "TrainResult",
+    "Trainer",
+    "TrainingPending",
+    "prepare_run",
+    "read_result",
+    "train",
+]

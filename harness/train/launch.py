@@ -59,9 +59,19 @@ def _sbatch_value(value: str) -> str:
     return f'"{value}"'
 
 
-def write_slurm_script(out_dir: Path, *, nodes: int, nproc: int, module: str, args: list[str]) -> Path:
-    """Write `out_dir/train.sbatch`: one task per node, each running torchrun with `nproc` processes, meeting at
-    the first node of the allocation. Submitting it again resumes from the newest checkpoint."""
+def resources_line(nproc: int, device: str | None, *, per_node: bool = True) -> str:
+    """The `#SBATCH` line asking for what `nproc` processes use: GPUs, or CPUs with `--device cpu`."""
+    if device == "cpu":
+        return f"#SBATCH --cpus-per-task={nproc}"
+    return f"#SBATCH --gpus-per-node={nproc}" if per_node else f"#SBATCH --gpus={nproc}"
+
+
+def write_slurm_script(
+    out_dir: Path, *, nodes: int, nproc: int, module: str, args: list[str], device: str | None = None
+) -> Path:
+    """Write `out_dir/train.sbatch`: one task per node, each running torchrun with `nproc` processes (GPUs, or
+    CPUs with device "cpu"), meeting at the first node of the allocation. Submitting it again resumes from the
+    newest checkpoint."""
     refuse_control_characters([str(out_dir.absolute()), sys.executable, module, *args])
     cmd = torchrun_command(
         nproc=nproc, module=module, args=args, nodes=nodes, rdzv=f"\0HEAD\0:{RDZV_PORT}", rdzv_id="\0SLURM_JOB_ID\0"
@@ -71,7 +81,7 @@ def write_slurm_script(out_dir: Path, *, nodes: int, nproc: int, module: str, ar
 #SBATCH --job-name=harness-train-{job_name}
 #SBATCH --nodes={nodes}
 #SBATCH --ntasks-per-node=1
-#SBATCH --gpus-per-node={nproc}
+{resources_line(nproc, device)}
 #SBATCH --output={_sbatch_value(f"{out_dir}/slurm-%j.out")}
 set -euo pipefail
 HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,18 @@ class TrainResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainResult:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """How work handed to Slurm (`--launcher slurm`) is submitted."""
+
+    submit: bool = True
+    """Run sbatch on the written script (False: `--no-sbatch`, write it only)."""
+    follow: bool = False
+    """Wait for the job to end (`--wait`) instead of returning once it is queued."""
+    notify: Callable[[str], None] = field(default=lambda _message: None, compare=False)
+    """Told each line worth showing: the job's id, its changes of state."""
 
 
 class TrainingPending(HarnessError):

@@ -163,35 +163,23 @@ def train_open_lm(
     nodes: int = 1,
     launcher: str = "local",
     device: str | None = None,
+    slurm: Any = None,
 ) -> Any:
-    """Run open_lm on `track` and map its output into `out_dir`; returns a TrainResult."""
-    from harness.model import open_lm_model_config
-    from harness.train.launch import torchrun_command, write_slurm_script
+    """Run open_lm on `track` and map its output into `out_dir`; returns a TrainResult. With launcher "slurm" the
+    written script is submitted (harness.train.slurm) and the output is mapped once the job has completed."""
+    from harness.train.launch import torchrun_command
 
     if launcher == "local" and nproc * nodes > 1 and _on_cpu(device):
         raise UsageError(CPU_PROCESSES)
     if importlib.util.find_spec("open_lm") is None:
         raise HarnessError(INSTALL_HINT)
     check_compatible(track)
-    out_dir.mkdir(parents=True, exist_ok=True)
     data_dir = str(data_dir).rstrip("/")
-    plan, multiple = loader_plan(track, data_dir, nproc * nodes)
-    _warn_if_plan_differs(track, plan)
-    ck.write_json(out_dir / PLAN_FILE, {**asdict(plan), "multiple_data_passes": multiple})
-    ck.write_json(out_dir / "model.json", open_lm_model_config(track.model))
     several = nproc * nodes > 1 or launcher == "slurm"
-    args = open_lm_args(
-        track, model_json=str(out_dir / "model.json"), manifest=f"{data_dir}/manifest.jsonl",
-        logs=str(out_dir / OPEN_LM_SUBDIR), name=RUN_NAME, multiple_passes=multiple,
-        dist_backend="gloo" if several and _on_cpu(device) else None,
-    )  # fmt: skip
-    ck.write_json(out_dir / ARGS_FILE, args)
-    entry = [str(out_dir / ARGS_FILE)]
     if launcher == "slurm":
-        from harness.train.result import TrainingPending
-
-        script = write_slurm_script(out_dir, nodes=nodes, nproc=nproc, module="harness.train.openlm.main", args=entry)
-        raise TrainingPending(f"wrote {script}; submit it with `sbatch {script}`, then re-run to collect the result")
+        return _on_slurm(track, data_dir, out_dir, nproc=nproc, nodes=nodes, device=device, slurm=slurm)
+    args = _prepare(track, data_dir, out_dir, nproc * nodes, several=several, device=device)
+    entry = [str(out_dir / ARGS_FILE)]
     if several:
         cmd = torchrun_command(nproc=nproc, module="harness.train.openlm.main", args=entry)
     else:
@@ -204,6 +192,53 @@ def train_open_lm(
             "Re-run to resume from its newest checkpoint."
         )
     return map_output(track, data_dir, out_dir, wall_time_s=time.perf_counter() - start)
+
+
+def _prepare(track: Track, data_dir: str, out_dir: Path, world: int, *, several: bool, device: str | None) -> list[str]:
+    """Write open_lm's model, plan and argument files into `out_dir`; returns open_lm's arguments."""
+    from harness.model import open_lm_model_config
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan, multiple = loader_plan(track, data_dir, world)
+    _warn_if_plan_differs(track, plan)
+    ck.write_json(out_dir / PLAN_FILE, {**asdict(plan), "multiple_data_passes": multiple})
+    ck.write_json(out_dir / "model.json", open_lm_model_config(track.model))
+    args = open_lm_args(
+        track, model_json=str(out_dir / "model.json"), manifest=f"{data_dir}/manifest.jsonl",
+        logs=str(out_dir / OPEN_LM_SUBDIR), name=RUN_NAME, multiple_passes=multiple,
+        dist_backend="gloo" if several and _on_cpu(device) else None,
+    )  # fmt: skip
+    ck.write_json(out_dir / ARGS_FILE, args)
+    return args
+
+
+def _on_slurm(track: Track, data_dir: str, out_dir: Path, *, nproc: int, nodes: int, device: str | None,
+              slurm: Any) -> Any:  # fmt: skip
+    """open_lm under a Slurm job: submitted (or followed) through harness.train.slurm; a job that completed has
+    its output mapped into the run folder, here or on the re-run after it."""
+    from harness.train import slurm as jobs
+    from harness.train.launch import write_slurm_script
+    from harness.train.result import SlurmOptions, TrainingPending
+
+    opts = slurm or SlurmOptions()
+    job = jobs.read_job(out_dir)
+    if job is not None and opts.submit:
+        states = jobs.job_states(job.job_id)
+        if states and all(s == "COMPLETED" for s, _ in states):
+            return map_output(track, data_dir, out_dir, wall_time_s=0.0)
+
+    def write() -> Path:
+        _prepare(track, data_dir, out_dir, nproc * nodes, several=True, device=device)
+        module, entry = "harness.train.openlm.main", [str(out_dir / ARGS_FILE)]
+        return write_slurm_script(out_dir, nodes=nodes, nproc=nproc, module=module, args=entry, device=device)
+
+    message = jobs.hand_over(
+        out_dir, write, what="training", log=f"{out_dir}/slurm-%j.out", submit=opts.submit, follow=opts.follow,
+        notify=opts.notify,
+    )  # fmt: skip
+    if message is not None:
+        raise TrainingPending(message)
+    return map_output(track, data_dir, out_dir, wall_time_s=0.0)
 
 
 def _stderr_fd() -> int | None:
