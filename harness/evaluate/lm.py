@@ -115,9 +115,22 @@ class HarnessLM(TemplateLM):
         batch = torch.cat([torch.full_like(r, i) for i, r in enumerate(rows)])
         return m.output(m.norm(x[batch, torch.cat(rows)])).float()
 
+    def _score(self, items: list[tuple[list[int], list[int]]], *, share: bool = True) -> list[tuple[float, bool]]:
+        """(sum log p(continuation | context), continuation is greedy) per (context ids, continuation ids); the
+        continuations of a context that several items share are scored from one pass over it (shared_context)."""
+        from harness.evaluate.shared_context import score_shared, shared_groups
+
+        groups = shared_groups(items, self.max_length + 1) if share else {}
+        shared = score_shared(self.model, items, groups, self._pad_id, self.device) if groups else {}
+        if shared and self.progress:
+            self.progress(len(shared))
+        rest = [i for i in range(len(items)) if i not in shared]
+        scored = dict(zip(rest, self._score_each([items[i] for i in rest]), strict=True))
+        return [shared[i] if i in shared else scored[i] for i in range(len(items))]
+
     @torch.inference_mode()
-    def _score(self, items: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
-        """(sum log p(continuation | context), continuation is greedy) per (context ids, continuation ids)."""
+    def _score_each(self, items: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        """`_score` one sequence per item, in length-sorted batches."""
         window = self.max_length + 1
         prepared = []
         for ctx, cont in items:
@@ -169,7 +182,7 @@ class HarnessLM(TemplateLM):
                 windows.append(make_disjoint_window(pair))
                 owner.append(n)
         totals = [0.0] * len(requests)
-        for n, (ll, _) in zip(owner, self._score(windows), strict=True):
+        for n, (ll, _) in zip(owner, self._score(windows, share=False), strict=True):
             totals[n] += ll
         for req, total in zip(requests, totals, strict=True):
             self.cache_hook.add_partial("loglikelihood_rolling", (req.args[0],), total)
