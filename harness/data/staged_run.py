@@ -152,6 +152,7 @@ def _remove(url: str) -> None:
 
 def _run_stages(job: StagedJob, executor: ExecutorOptions, progress: Progress | None) -> bool:
     """Run (or submit) every stage; True when all are complete."""
+    from harness.data.staged_ray import ray_executor
     from harness.scores.run import make_executor
 
     for sub in ("ids", "runs", "sorted", "done", "errors"):
@@ -161,8 +162,11 @@ def _run_stages(job: StagedJob, executor: ExecutorOptions, progress: Progress | 
     with _quiet_logs(), _watch(job, stages, progress):
         for name, tasks in stages:
             depends = executors[-1] if executor.kind == "slurm" and executors else None
-            ex = make_executor(executor, [StageStep(name, job)], tasks, job.url("_logs", name), depends=depends,
-                               name=f"harness-tokenize-{name}")  # fmt: skip
+            step, logs = StageStep(name, job), job.url("_logs", name)
+            if executor.kind == "ray":  # a killed task fails instead of hanging (harness.data.staged_ray)
+                ex = ray_executor([step], tasks, executor.workers, logs, executor.cpus_per_task)
+            else:
+                ex = make_executor(executor, [step], tasks, logs, depends=depends, name=f"harness-tokenize-{name}")
             executors.append(ex)
             if executor.kind == "slurm":
                 continue

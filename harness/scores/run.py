@@ -235,7 +235,8 @@ def connect_ray(address: str = "") -> None:
     except (ConnectionError, ValueError) as exc:
         raise HarnessError(
             f"no Ray cluster to join at {target!r} ({exc}); start one with `ray start --head`, then give its address "
-            "with --ray-address HOST:PORT (or RAY_ADDRESS)"
+            "with --ray-address HOST:PORT (or RAY_ADDRESS); a cluster with token authentication also needs "
+            "RAY_AUTH_MODE=token here"
         ) from exc
 
 
