@@ -192,8 +192,9 @@ def _failure(job: StagedJob, stage: str, ex: Any, tasks: int) -> HarnessError:
     found = sorted(fs.glob(f"{path}/{stage}-*.txt")) if fs.exists(path) else []
     reason = fs.cat_file(found[0]).decode() if found else "its worker process died (killed, or out of memory?)"
     return HarnessError(
-        f"tokenize: {len(incomplete)} of {tasks} {stage} tasks failed; first: {reason}. Finished tasks are kept (task "
-        f"logs: {job.url('_logs', stage, 'logs')}): fix the cause and re-run the same command to resume"
+        f"tokenize stopped in its {stage} stage ({len(incomplete)} of {tasks} tasks unfinished): {reason}. Finished "
+        f"tasks are kept (task logs: {job.url('_logs', stage, 'logs')}): fix the cause and re-run the same command "
+        "to resume"
     )
 
 

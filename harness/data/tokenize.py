@@ -48,6 +48,7 @@ from harness.io.files import write_json_atomic
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from harness.scores.run import ExecutorOptions
     from harness.tracks import TokenizerSpec, Track
 
 # The knobs below are read here at call time and passed down (tests shrink them to exercise every path).
@@ -184,13 +185,22 @@ def tokenize_for_track(
     subset_hash: str = "",
     tokenizer_path: str | None = None,
     work_dir: str | None = None,
-) -> TokenizeStats:
+    executor: ExecutorOptions | None = None,
+) -> TokenizeStats | None:
     """`tokenize_shuffle` with the track's tokenizer, context and seed (the recipe's seed orders the data), in shards
-    sized for open_lm's loader (harness.data.shard_plan: DCLM's 8192 sequences on the DCLM tracks)."""
+    sized for open_lm's loader (harness.data.shard_plan: DCLM's 8192 sequences on the DCLM tracks).
+
+    `executor` ray or slurm: the same bytes from datatrove tasks (harness.data.staged_run.tokenize_staged; None when
+    Slurm jobs were submitted); None or local: the process pool with `workers` processes."""
     from harness.data.shard_plan import merges_rest, shard_sequences_for
 
-    return tokenize_shuffle(
-        inputs, out_dir, tokenizer_spec=track.tokenizer, context=track.model.context, seed=track.recipe.seed,
-        workers=workers, subset_hash=subset_hash, progress=progress, tokenizer_path=tokenizer_path,
-        work_dir=work_dir, shard_sequences=shard_sequences_for(track), merge_rest=merges_rest(track),
+    common = dict(
+        tokenizer_spec=track.tokenizer, context=track.model.context, seed=track.recipe.seed, subset_hash=subset_hash,
+        progress=progress, tokenizer_path=tokenizer_path, work_dir=work_dir,
+        shard_sequences=shard_sequences_for(track), merge_rest=merges_rest(track),
     )  # fmt: skip
+    if executor is not None and executor.kind != "local":
+        from harness.data.staged_run import tokenize_staged
+
+        return tokenize_staged(inputs, out_dir, executor=executor, **common)  # type: ignore[arg-type]
+    return tokenize_shuffle(inputs, out_dir, workers=workers, **common)  # type: ignore[arg-type]
