@@ -272,15 +272,12 @@ def test_cli_errors_exit_non_zero_without_traceback(slice_dir: Path, tmp_path: P
 
 
 @pytest.mark.slow
-def test_ray_executor_writes_the_same_files(slice_dir: Path, tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    try:
-        score(
-            str(slice_dir), [make_scorer("compression")], tmp_path / "ray", executor=ExecutorOptions("ray", workers=2)
-        )
-    finally:
-        ray.shutdown()
+def test_ray_executor_writes_the_same_files(slice_dir: Path, tmp_path: Path, ray_cluster: str) -> None:
+    """`harness score --executor ray` on a real cluster (tests/ray_cluster.py), joined by --ray-address."""
+    from harness.cli import main
+
+    ray = ["--executor", "ray", "--workers", "2", "--ray-address", ray_cluster]
+    assert main(["score", str(slice_dir), "--scorer", "compression", "--out", str(tmp_path / "ray"), *ray]) == 0
     score(str(slice_dir), [make_scorer("compression")], tmp_path / "local")
     assert _parts(tmp_path / "ray") == _parts(tmp_path / "local") and len(_parts(tmp_path / "ray")) == SHARDS
 

@@ -3,7 +3,7 @@
 SOURCE is a pool id (`sandbox`; a DCLM pool once indexed) or JSONL files with `id` and `text`. One Parquet file
 per input shard (`id` + each scorer's columns) and a manifest; re-running the same command resumes per shard.
 `--executor local` (default: datatrove's LocalPipelineExecutor, `--workers` processes), `ray` (a running Ray
-cluster: `ray start --head` first, or RAY_ADDRESS) or `slurm` (sbatch jobs; `--slurm-partition`).
+cluster: `ray start --head` first; `--ray-address` or RAY_ADDRESS names it) or `slurm` (sbatch jobs; `--slurm-partition`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--slurm-partition", default="", help="slurm: partition to submit to")
     c.add_argument("--slurm-time", default="04:00:00", help="slurm: time limit per task")
     c.add_argument("--cpus-per-task", type=int, default=1, help="slurm/ray: CPUs per task")
+    c.add_argument(
+        "--ray-address", default="", help="ray: the cluster's HOST:PORT (default: RAY_ADDRESS, else this machine's)"
+    )
     p.set_defaults(run=run)
 
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.display.progress import make_progress
     from harness.errors import UsageError
     from harness.scores import make_scorer
-    from harness.scores.run import ExecutorOptions, score
+    from harness.scores.run import ExecutorOptions, connect_ray, score
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     scorers = [make_scorer(name, **options) for name in dict.fromkeys(args.scorer)]
     executor = ExecutorOptions(args.executor, args.workers, args.slurm_partition, args.slurm_time, args.cpus_per_task)
     if executor.kind == "ray":
-        _connect_ray()
+        connect_ray(args.ray_address)
     console = Console(file=sys.stderr)  # a fixed stream: datatrove's task logs are silenced while it runs
     with make_progress(console) as progress:
         manifest = score(args.source, scorers, args.out, executor=executor, batch_size=args.batch_size,
@@ -68,22 +71,3 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(name, meaning)
     Console().print(table)
     return 0
-
-
-def _connect_ray() -> None:
-    """Join the Ray cluster named by RAY_ADDRESS (or a local one started by `ray start --head`)."""
-    import os
-
-    from harness.errors import HarnessError
-
-    try:
-        import ray
-    except ImportError as exc:
-        raise HarnessError("--executor ray needs Ray: pip install 'harness[curate]'") from exc
-    if not ray.is_initialized():
-        try:
-            ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), log_to_driver=False)
-        except ConnectionError as exc:
-            raise HarnessError(
-                f"no Ray cluster to join ({exc}); start one with `ray start --head` or set RAY_ADDRESS"
-            ) from exc

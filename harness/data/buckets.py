@@ -8,15 +8,11 @@
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.data import shard_name
+from harness.data.outputs import atomic_output, shard_ranges
 from harness.data.scatter import _Bars, _Pool, _Scatter
 from harness.io.files import write_json_atomic
 
@@ -34,36 +30,6 @@ def _encode_rows(args: tuple[list[tuple[str, int, int]], int]) -> list[bytes]:
 
     pieces, seqlen = args
     return [encode_sequence(row) for row in read_rows(pieces, seqlen)]
-
-
-def _is_local(url: str) -> bool:
-    return "://" not in url or url.startswith("file://")
-
-
-def _local_path(url: str) -> Path:
-    return Path(url.removeprefix("file://"))
-
-
-@contextmanager
-def _atomic_output(url: str) -> Iterator[Any]:
-    """A binary file handle whose content appears at `url` only once complete (rename locally; object stores
-    publish an upload only when it is closed)."""
-    if _is_local(url):
-        path = _local_path(url)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as fh:
-                yield fh
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    else:
-        import fsspec
-
-        with fsspec.open(url, "wb") as fh:
-            yield fh
 
 
 def _sort_buckets(
@@ -118,9 +84,7 @@ def _shards(
         ]
 
     shards = []
-    count = max(1, total // per_shard) if merge_rest else math.ceil(total / per_shard)
-    for k in range(count):
-        lo, hi = k * per_shard, total if k == count - 1 else min(total, (k + 1) * per_shard)
+    for k, (lo, hi) in enumerate(shard_ranges(total, per_shard, merge_rest)):
         chunks = [pieces(a, min(hi, a + CHUNK_ROWS)) for a in range(lo, hi, CHUNK_ROWS)]
         name = shard_name(k)
         shards.append(_Shard(f"{out_dir.rstrip('/')}/{name}.tar", work / "done" / name, lo, hi - lo, chunks))
@@ -137,7 +101,7 @@ def _write_shards(shards: list[_Shard], pool: _Pool, seqlen: int, bars: _Bars) -
     encoded = pool.map(_encode_rows, chunks)
     for shard in todo:
         blobs = [blob for _ in shard.chunks for blob in next(encoded)]
-        with _atomic_output(shard.url) as fh:
+        with atomic_output(shard.url) as fh:
             write_tar(fh, blobs, shard.first)
         write_json_atomic(shard.marker, {"sequences": len(blobs)})
         bars.update(task, advance=1)

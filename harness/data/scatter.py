@@ -136,13 +136,21 @@ class _Pool:
         if self._ex is None:
             yield from (fn(item, *extra) for item in items)
             return
+        from concurrent.futures.process import BrokenProcessPool
+
         pending: deque[Any] = deque()
-        for item in items:
-            pending.append(self._ex.submit(fn, item, *extra))
-            if len(pending) >= 2 * self.workers + 1:
+        try:
+            for item in items:
+                pending.append(self._ex.submit(fn, item, *extra))
+                if len(pending) >= 2 * self.workers + 1:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        except BrokenProcessPool:
+            raise HarnessError(
+                "a tokenize worker process died (killed, or out of memory: see `dmesg`); the work finished so far is "
+                "kept: re-run the same command to resume"
+            ) from None
 
     def close(self) -> None:
         if self._ex is not None:

@@ -17,7 +17,7 @@ import os
 import struct
 import tarfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +80,9 @@ def member_name(position: int) -> str:
     return f"{position:012d}.{MEMBER_SUFFIX}"
 
 
-def write_tar(fh: io.RawIOBase | io.BufferedIOBase, blobs: Sequence[bytes], first_position: int) -> None:
-    """Write encoded sequences as one shard: members in order, headers independent of time, user and machine."""
+def write_tar(fh: io.RawIOBase | io.BufferedIOBase, blobs: Iterable[bytes], first_position: int) -> None:
+    """Write encoded sequences as one shard: members in order, headers independent of time, user and machine
+    (`blobs` may be a generator: a shard is streamed, never held whole)."""
     with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for offset, blob in enumerate(blobs):
             tar.addfile(_tarinfo(member_name(first_position + offset), len(blob)), io.BytesIO(blob))

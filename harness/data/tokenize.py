@@ -34,14 +34,13 @@ import json
 import math
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from harness.config import doc, from_dict
-from harness.data import DEFAULT_SHARD_SEQUENCES, FORMAT_VERSION, MANIFEST_NAME, STATS_NAME, shard_name
-from harness.data.buckets import _atomic_output, _is_local, _local_path, _shards, _sort_buckets, _write_shards
+from harness.data import DEFAULT_SHARD_SEQUENCES, FORMAT_VERSION, MANIFEST_NAME, STATS_NAME
+from harness.data.buckets import _shards, _sort_buckets, _write_shards
 from harness.data.inputs import InputFile, expand_inputs
+from harness.data.outputs import TokenizeStats, existing_stats, is_local, local_path, run_fingerprint, write_outputs
 from harness.data.scatter import _Bars, _Pool, _Scatter, _scatter
 from harness.errors import HarnessError
 from harness.io.files import write_json_atomic
@@ -49,6 +48,7 @@ from harness.io.files import write_json_atomic
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from harness.scores.run import ExecutorOptions
     from harness.tracks import TokenizerSpec, Track
 
 # The knobs below are read here at call time and passed down (tests shrink them to exercise every path).
@@ -64,35 +64,6 @@ MAX_SORT_BYTES = 64 << 20
 MAX_BUCKETS = 1024
 
 
-@dataclass(frozen=True, kw_only=True)
-class TokenizeStats:
-    """What a tokenize-shuffle run wrote (`stats.json`)."""
-
-    format_version: int = doc("harness.data.FORMAT_VERSION of the writer.")
-    sequences: int = doc("Sequences written (each context + 1 ids).")
-    tokens: int = doc("Ids written: sequences x (context + 1), padding included.")
-    text_tokens: int = doc("Ids of document text (repeats expanded, end-of-document ids excluded).")
-    eot_tokens: int = doc("End-of-document ids: one per document copy.")
-    padding_tokens: int = doc("Pad ids completing the stream's last sequence.")
-    documents: int = doc("Documents read (input lines that are not blank).")
-    documents_expanded: int = doc("Documents after expanding `repeat`.")
-    text_bytes: int = doc("UTF-8 bytes of document text read (repeats not expanded).")
-    shards: int = doc("Shard files written.")
-    shard_sequences: int = doc("Sequences per shard (the last one may hold fewer, or the rest too: `merge_rest`).")
-    context: int = doc("Training context; stored sequences hold context + 1 ids.")
-    seed: int = doc("Seed of the shuffle.")
-    tokenizer: str = doc("Tokenizer name.")
-    tokenizer_sha256: str = doc("sha256 of the tokenizer.json used.")
-    eot_id: int = doc("End-of-document id.")
-    pad_id: int = doc("Pad id.")
-    subset_hash: str = doc("Hash of the canonical subset these documents came from ('' when not given).")
-    input_files: int = doc("Input files read.")
-    fingerprint: str = doc("sha256 of everything that determines the output (inputs, tokenizer, parameters).")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The step.
 
@@ -105,28 +76,11 @@ def _estimate_buckets(files: Sequence[InputFile], seqlen: int) -> int:
 
 
 def _default_work_dir(out_dir: str) -> Path:
-    if _is_local(out_dir):
-        return _local_path(out_dir) / "_work"
+    if is_local(out_dir):
+        return local_path(out_dir) / "_work"
     from harness.resources import harness_home
 
     return harness_home() / "tokenize-work" / hashlib.sha256(out_dir.encode()).hexdigest()[:16]
-
-
-def _existing_stats(out_dir: str, fingerprint: str) -> TokenizeStats | None:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(out_dir)
-    stats_path = f"{path.rstrip('/')}/{STATS_NAME}"
-    if not fs.exists(stats_path):
-        return None
-    stats = from_dict(TokenizeStats, json.loads(fs.cat_file(stats_path)), f"{out_dir}/{STATS_NAME}")
-    if stats.fingerprint != fingerprint:
-        raise HarnessError(
-            f"{out_dir} already holds tokenized data from other inputs or settings (its {STATS_NAME} has "
-            f"fingerprint {stats.fingerprint[:12]}, this run {fingerprint[:12]}); choose another output folder or "
-            "delete it"
-        )
-    return stats
 
 
 def tokenize_shuffle(
@@ -161,13 +115,11 @@ def tokenize_shuffle(
     files = expand_inputs([str(i) for i in inputs])
     sha = tokenizer_sha256(tokenizer_spec, path=tokenizer_path)
     seqlen = context + 1
-    fingerprint = hashlib.sha256(
-        json.dumps(
-            [FORMAT_VERSION, [(f.url, f.size) for f in files], sha, tokenizer_spec.eot_id, tokenizer_spec.pad_id,
-             context, seed, shard_sequences, subset_hash] + ([True] if merge_rest else []),
-        ).encode()
-    ).hexdigest()  # fmt: skip
-    done = _existing_stats(out_dir, fingerprint)
+    fingerprint = run_fingerprint(
+        files, sha, tokenizer_spec.eot_id, tokenizer_spec.pad_id, context=context, seed=seed,
+        shard_sequences=shard_sequences, subset_hash=subset_hash, merge_rest=merge_rest,
+    )  # fmt: skip
+    done = existing_stats(out_dir, fingerprint)
     if done is not None:
         return done
     work = Path(work_dir) if work_dir else _default_work_dir(out_dir)
@@ -197,11 +149,6 @@ def tokenize_shuffle(
         finally:
             pool.close()
 
-    manifest = "".join(
-        json.dumps({"shard": shard_name(k), "num_sequences": shard.rows}) + "\n" for k, shard in enumerate(shards)
-    )
-    with _atomic_output(f"{out_dir.rstrip('/')}/{MANIFEST_NAME}") as fh:
-        fh.write(manifest.encode())
     s = scatter.state
     stats = TokenizeStats(
         format_version=FORMAT_VERSION, sequences=total, tokens=total * seqlen, text_tokens=s["ids"] - s["expanded"],
@@ -211,8 +158,7 @@ def tokenize_shuffle(
         tokenizer_sha256=sha, eot_id=tokenizer_spec.eot_id, pad_id=tokenizer_spec.pad_id, subset_hash=subset_hash,
         input_files=len(files), fingerprint=fingerprint,
     )  # fmt: skip
-    with _atomic_output(f"{out_dir.rstrip('/')}/{STATS_NAME}") as fh:  # the completion marker: written last
-        fh.write((json.dumps(stats.to_dict(), indent=2) + "\n").encode())
+    write_outputs(out_dir, [shard.rows for shard in shards], stats)  # stats.json, the completion marker, last
     shutil.rmtree(work, ignore_errors=True)
     return stats
 
@@ -223,9 +169,9 @@ def _make_dir(url: str) -> None:
 
     fs, path = fsspec.core.url_to_fs(url)
     fs.makedirs(path, exist_ok=True)
-    if _is_local(url):
+    if is_local(url):
         for name in ("shard_*.tar", MANIFEST_NAME, STATS_NAME):
-            for stale in _local_path(url).glob(f"{name}.tmp-*"):
+            for stale in local_path(url).glob(f"{name}.tmp-*"):
                 stale.unlink()
 
 
@@ -239,13 +185,22 @@ def tokenize_for_track(
     subset_hash: str = "",
     tokenizer_path: str | None = None,
     work_dir: str | None = None,
-) -> TokenizeStats:
+    executor: ExecutorOptions | None = None,
+) -> TokenizeStats | None:
     """`tokenize_shuffle` with the track's tokenizer, context and seed (the recipe's seed orders the data), in shards
-    sized for open_lm's loader (harness.data.shard_plan: DCLM's 8192 sequences on the DCLM tracks)."""
+    sized for open_lm's loader (harness.data.shard_plan: DCLM's 8192 sequences on the DCLM tracks).
+
+    `executor` ray or slurm: the same bytes from datatrove tasks (harness.data.staged_run.tokenize_staged; None when
+    Slurm jobs were submitted); None or local: the process pool with `workers` processes."""
     from harness.data.shard_plan import merges_rest, shard_sequences_for
 
-    return tokenize_shuffle(
-        inputs, out_dir, tokenizer_spec=track.tokenizer, context=track.model.context, seed=track.recipe.seed,
-        workers=workers, subset_hash=subset_hash, progress=progress, tokenizer_path=tokenizer_path,
-        work_dir=work_dir, shard_sequences=shard_sequences_for(track), merge_rest=merges_rest(track),
+    common = dict(
+        tokenizer_spec=track.tokenizer, context=track.model.context, seed=track.recipe.seed, subset_hash=subset_hash,
+        progress=progress, tokenizer_path=tokenizer_path, work_dir=work_dir,
+        shard_sequences=shard_sequences_for(track), merge_rest=merges_rest(track),
     )  # fmt: skip
+    if executor is not None and executor.kind != "local":
+        from harness.data.staged_run import tokenize_staged
+
+        return tokenize_staged(inputs, out_dir, executor=executor, **common)  # type: ignore[arg-type]
+    return tokenize_shuffle(inputs, out_dir, workers=workers, **common)  # type: ignore[arg-type]

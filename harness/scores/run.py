@@ -194,8 +194,15 @@ class ExecutorOptions:
             raise UsageError("--executor slurm needs --slurm-partition NAME")
 
 
-def make_executor(opts: ExecutorOptions, pipeline: list[Any], tasks: int, logs: Path, depends: Any = None) -> Any:
-    """The datatrove executor for one stage."""
+def make_executor(
+    opts: ExecutorOptions,
+    pipeline: list[Any],
+    tasks: int,
+    logs: Path | str,
+    depends: Any = None,
+    name: str = "harness-score",
+) -> Any:
+    """The datatrove executor for one stage (`logs`: its logging folder, a path or fsspec URL; `name`: the Slurm job's)."""
     if opts.kind == "local":
         from datatrove.executor import LocalPipelineExecutor
 
@@ -211,7 +218,26 @@ def make_executor(opts: ExecutorOptions, pipeline: list[Any], tasks: int, logs: 
 
     return SlurmPipelineExecutor(pipeline, tasks=tasks, time=opts.slurm_time, partition=opts.slurm_partition,
                                  logging_dir=str(logs), depends=depends, cpus_per_task=opts.cpus_per_task,
-                                 job_name="harness-score", venv_path=os.environ.get("VIRTUAL_ENV"))  # fmt: skip
+                                 job_name=name, venv_path=os.environ.get("VIRTUAL_ENV"))  # fmt: skip
+
+
+def connect_ray(address: str = "") -> None:
+    """Join the Ray cluster at `address` (else RAY_ADDRESS, else the one `ray start --head` started on this machine)."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise HarnessError("--executor ray needs Ray: pip install 'harness[curate]'") from exc
+    if ray.is_initialized():
+        return
+    target = address or os.environ.get("RAY_ADDRESS", "") or "auto"
+    try:
+        ray.init(address=target, log_to_driver=False)
+    except (ConnectionError, ValueError) as exc:
+        raise HarnessError(
+            f"no Ray cluster to join at {target!r} ({exc}); start one with `ray start --head`, then give its address "
+            "with --ray-address HOST:PORT (or RAY_ADDRESS); a cluster with token authentication also needs "
+            "RAY_AUTH_MODE=token here"
+        ) from exc
 
 
 def score(

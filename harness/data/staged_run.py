@@ -1,0 +1,248 @@
+"""The driver of tokenize + shuffle on datatrove's executors (harness.data.staged holds the stages and their tasks).
+
+Local and Ray run the stages one after the other and check each before the next, so a failed task stops the run
+with its message; Slurm submits the five stages as dependent jobs and returns (re-run the same call once they
+end: it finds them complete and writes the manifest and stats). Any finished task is kept across runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from harness.data import DEFAULT_SHARD_SEQUENCES, FORMAT_VERSION
+from harness.data.inputs import expand_inputs
+from harness.data.outputs import (
+    TokenizeStats,
+    atomic_output,
+    existing_stats,
+    run_fingerprint,
+    shard_ranges,
+    write_outputs,
+)
+from harness.data.staged import STAGES, StagedJob, StageStep, exists, read_plan
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from harness.scores.run import ExecutorOptions
+    from harness.tracks import TokenizerSpec
+
+#: Most tasks of the sort and write stages (fixed by the first run of an output folder).
+MAX_GATHER = 1024
+
+
+def tokenize_staged(
+    inputs: Sequence[str],
+    out_dir: str,
+    *,
+    tokenizer_spec: TokenizerSpec,
+    context: int,
+    seed: int,
+    executor: ExecutorOptions,
+    shard_sequences: int = DEFAULT_SHARD_SEQUENCES,
+    merge_rest: bool = False,
+    subset_hash: str = "",
+    progress: Progress | None = None,
+    tokenizer_path: str | None = None,
+    work_dir: str | None = None,
+) -> TokenizeStats | None:
+    """harness.data.tokenize.tokenize_shuffle's output (the same bytes) computed by datatrove tasks on `executor`.
+
+    Returns the stats, or None when Slurm jobs were submitted (re-run the same call once they end). `work_dir`: the
+    folder every worker reads and writes (default `<out_dir>/_work`; a shared file system or object store URL when
+    the workers are on several machines).
+    """
+    from harness.data import staged
+    from harness.tokenizer import resolve_tokenizer_file, tokenizer_sha256
+
+    if context < 1 or shard_sequences < 1:
+        raise HarnessError("context and shard_sequences must be positive")
+    out_dir = str(out_dir)
+    files = expand_inputs([str(i) for i in inputs])
+    sha = tokenizer_sha256(tokenizer_spec, path=tokenizer_path)
+    fingerprint = run_fingerprint(
+        files, sha, tokenizer_spec.eot_id, tokenizer_spec.pad_id, context=context, seed=seed,
+        shard_sequences=shard_sequences, subset_hash=subset_hash, merge_rest=merge_rest,
+    )  # fmt: skip
+    done = existing_stats(out_dir, fingerprint)
+    if done is not None:
+        return done
+    work = (work_dir or f"{out_dir.rstrip('/')}/_work").rstrip("/")
+    gather = _claim_work(work, fingerprint, _gather_tasks(files, context, executor.workers, staged.BUCKET_BYTES))
+    job = StagedJob(
+        files=tuple((f.url, f.size) for f in files), work=work, out=out_dir,
+        tokenizer_json=resolve_tokenizer_file(tokenizer_spec, path=tokenizer_path).read_text(encoding="utf-8"),
+        eot_id=tokenizer_spec.eot_id, pad_id=tokenizer_spec.pad_id, seqlen=context + 1, seed=seed,
+        shard_sequences=shard_sequences, merge_rest=merge_rest, gather=gather, batch_bytes=staged.BATCH_BYTES,
+        run_bytes=staged.RUN_BYTES, bucket_bytes=staged.BUCKET_BYTES, chunk_rows=staged.CHUNK_ROWS,
+    )  # fmt: skip
+    if not _run_stages(job, executor, progress):
+        return None
+    plan = read_plan(job)
+    ranges = shard_ranges(plan["sequences"], shard_sequences, merge_rest)
+    seqlen, total = context + 1, plan["sequences"]
+    stats = TokenizeStats(
+        format_version=FORMAT_VERSION, sequences=total, tokens=total * seqlen,
+        text_tokens=plan["ids"] - plan["expanded"], eot_tokens=plan["expanded"], padding_tokens=plan["padding"],
+        documents=plan["documents"], documents_expanded=plan["expanded"], text_bytes=plan["text_bytes"],
+        shards=len(ranges), shard_sequences=shard_sequences, context=context, seed=seed, tokenizer=tokenizer_spec.name,
+        tokenizer_sha256=sha, eot_id=tokenizer_spec.eot_id, pad_id=tokenizer_spec.pad_id, subset_hash=subset_hash,
+        input_files=len(files), fingerprint=fingerprint,
+    )  # fmt: skip
+    missing = [k for k in range(len(ranges)) if not exists(f"{out_dir.rstrip('/')}/shard_{k:08d}.tar")]
+    if missing:
+        raise HarnessError(f"{out_dir}: shard {missing[0]} is missing although its task is marked done; delete "
+                           f"{work} and re-run")  # fmt: skip
+    write_outputs(out_dir, [hi - lo for lo, hi in ranges], stats)
+    _remove(work)
+    return stats
+
+
+def _gather_tasks(files: Sequence[Any], context: int, workers: int, bucket_bytes: int) -> int:
+    """Tasks of the sort and write stages: about one per bucket (guessed from the input sizes), at least `workers`."""
+    expansion = {".gz": 4.0, ".zst": 5.0, ".zstd": 5.0}
+    text = sum(f.size * next((v for k, v in expansion.items() if f.url.endswith(k)), 1.0) for f in files)
+    return max(workers, min(MAX_GATHER, math.ceil(text / 3 * 4 / bucket_bytes)), 1)
+
+
+def _claim_work(work: str, fingerprint: str, gather: int) -> int:
+    """The work folder's task layout; one left by other inputs or settings is emptied first (nothing is reusable)."""
+    params = f"{work}/params.json"
+    if exists(params):
+        saved = json.loads(_cat(params))
+        if saved.get("fingerprint") == fingerprint:
+            _remove(f"{work}/errors")
+            return int(saved["gather"])
+        _remove(work)
+    _makedirs(work)
+    with atomic_output(params) as fh:
+        fh.write(json.dumps({"fingerprint": fingerprint, "gather": gather}).encode())
+    return gather
+
+
+def _makedirs(url: str) -> None:
+    """Create the folder `url` (object stores need none: a no-op there)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.makedirs(path, exist_ok=True)
+
+
+def _cat(url: str) -> bytes:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.cat_file(path)
+
+
+def _remove(url: str) -> None:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def _run_stages(job: StagedJob, executor: ExecutorOptions, progress: Progress | None) -> bool:
+    """Run (or submit) every stage; True when all are complete."""
+    from harness.data.staged_ray import ray_executor
+    from harness.scores.run import make_executor
+
+    for sub in ("ids", "runs", "sorted", "done", "errors"):
+        _makedirs(job.url(sub))
+    stages = [(name, job.tasks(kind)) for name, kind in STAGES]
+    executors: list[Any] = []
+    with _quiet_logs(), _watch(job, stages, progress):
+        for name, tasks in stages:
+            depends = executors[-1] if executor.kind == "slurm" and executors else None
+            step, logs = StageStep(name, job), job.url("_logs", name)
+            if executor.kind == "ray":  # a killed task fails instead of hanging (harness.data.staged_ray)
+                ex = ray_executor([step], tasks, executor.workers, logs, executor.cpus_per_task)
+            else:
+                ex = make_executor(executor, [step], tasks, logs, depends=depends, name=f"harness-tokenize-{name}")
+            executors.append(ex)
+            if executor.kind == "slurm":
+                continue
+            try:
+                ex.run()
+            except Exception as exc:  # a task failed: its message is in the errors folder (the first one is shown)
+                raise _failure(job, name, ex, tasks) from exc
+            if ex.get_incomplete_ranks(range(tasks)):
+                raise _failure(job, name, ex, tasks)
+        if executor.kind != "slurm":
+            return True
+        if all(not ex.get_incomplete_ranks(range(tasks)) for ex, (_, tasks) in zip(executors, stages, strict=True)):
+            return True
+        executors[-1].run()  # submits the chain: each stage's job waits for the one before
+    return False
+
+
+def _failure(job: StagedJob, stage: str, ex: Any, tasks: int) -> HarnessError:
+    import fsspec
+
+    incomplete = ex.get_incomplete_ranks(range(tasks))
+    fs, path = fsspec.core.url_to_fs(job.url("errors"))
+    found = sorted(fs.glob(f"{path}/{stage}-*.txt")) if fs.exists(path) else []
+    reason = fs.cat_file(found[0]).decode() if found else "its worker process died (killed, or out of memory?)"
+    return HarnessError(
+        f"tokenize stopped in its {stage} stage ({len(incomplete)} of {tasks} tasks unfinished): {reason}. Finished "
+        f"tasks are kept (task logs: {job.url('_logs', stage, 'logs')}): fix the cause and re-run the same command "
+        "to resume"
+    )
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """datatrove logs every task at INFO on stderr: keep its warnings only, and not the one about a local logging
+    folder (on one machine that is right; several need a shared one, which the docs say)."""
+    from loguru import logger
+
+    saved = sys.stderr
+    with open("/dev/null", "w") as sink:
+        sys.stderr = sink
+        logger.remove()
+        logger.add(saved, level="WARNING", filter=lambda r: "points to a local filesystem" not in r["message"])
+        try:
+            yield
+        finally:
+            sys.stderr = saved
+            logger.remove()
+            logger.add(sys.stderr, level="WARNING")
+
+
+@contextlib.contextmanager
+def _watch(job: StagedJob, stages: list[tuple[str, int]], progress: Progress | None) -> Iterator[None]:
+    """A progress bar per stage, fed from datatrove's completion markers (polled every second)."""
+    import fsspec
+
+    if progress is None:
+        yield
+        return
+    bars = {name: progress.add_task(f"tokenize: {name}", total=tasks) for name, tasks in stages}
+    stop = threading.Event()
+
+    def update() -> None:
+        for name, bar in bars.items():
+            fs, path = fsspec.core.url_to_fs(job.url("_logs", name, "completions"))
+            with contextlib.suppress(FileNotFoundError):
+                progress.update(bar, completed=len(fs.ls(path, detail=False)) if fs.exists(path) else 0)
+
+    def poll() -> None:
+        while not stop.wait(1.0):
+            update()
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        update()
