@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import UsageError
 from harness.pools import get_pool_spec
 from harness.sandbox import generate_sandbox
 from harness.sandbox.documents import Facts, clean
@@ -21,7 +22,7 @@ from harness.sandbox.graded import FILLER, GradedFacts, graded_clean
 from harness.sandbox.reference import PATH
 from harness.sandbox.templates import STATEMENTS
 from harness.sandbox.world import build_world
-from harness.tracks import get_track
+from harness.tracks import get_track, track_names, tracks_on_pool
 
 SCALE = 0.01
 
@@ -140,8 +141,17 @@ def test_the_v5_pool_and_tracks_differ_from_v4_in_the_pool_only() -> None:
     assert len(v5.shards) == len(v4.shards) and all(s.content_sha256 for s in (*v5.shards, *v5.reference))
     assert {s.content_sha256 for s in v5.shards}.isdisjoint(s.content_sha256 for s in v4.shards)
     for name in ("debug", "nano"):
-        old, new = get_track(name), get_track(f"{name}-v5")
-        assert (old.pool, new.pool) == ("sandbox", "sandbox-v5")
+        old, new = get_track(name), get_track(f"{name}-v5")  # derived: `<track>-v<N>` runs on `<pool>-v<N>`
+        assert (old.pool, new.pool, new.name in track_names()) == ("sandbox", "sandbox-v5", False)
         assert (new.model, new.recipe, new.budget, new.suite, new.rules, new.tokenizer) == (
             old.model, old.recipe, old.budget, old.suite, old.rules, old.tokenizer
         )  # fmt: skip
+        assert new.sha256 != old.sha256
+    assert (get_track("nano-v5-4x").pool, get_track("nano-v5-4x").tokens) == (
+        "sandbox-v5",
+        4 * get_track("nano").tokens,
+    )
+    assert [t.name for t in tracks_on_pool("sandbox-v5")] == ["debug-v5", "nano-v5"]
+    assert [t.name for t in tracks_on_pool("sandbox")] == ["debug", "nano"]
+    with pytest.raises(UsageError, match="no pool 'sandbox-v7'.*other versions: sandbox-v5"):
+        get_track("nano-v7")

@@ -172,9 +172,9 @@ def shard_urls(spec: PoolSpec) -> list[str]:
 
 def _pool_tokenizer(spec: PoolSpec) -> tuple[str | None, dict[str, str] | None]:
     """The tokenizer file of the tracks that use this pool (for the index's token column), when available."""
-    from harness.tracks import all_tracks
+    from harness.tracks import tracks_on_pool
 
-    specs = {t.tokenizer for t in all_tracks() if t.pool == spec.id}
+    specs = {t.tokenizer for t in tracks_on_pool(spec.id)}
     if len(specs) != 1:
         return None, None
     tok = next(iter(specs))
