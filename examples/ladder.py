@@ -5,7 +5,9 @@
 Each row is an example script of this folder, run as a participant would (its subset in <out>/subsets/), then
 `harness submit` (runs and records in <out>/runs, <out>/results; re-running resumes and reuses finished work).
 The table gives the score and, per hidden quality class of the sandbox, the share of the pool's documents of
-that class that the subset kept. Only this report reads the labels file; no curation script does.
+that class that the subset kept, and on a pool whose labels grade the clean class (sandbox v5, `--track nano-v5`)
+the mean quality q of the clean documents it kept (the pool's clean class averages 0.5). Only this report reads the
+labels file; no curation script does.
 """
 
 from __future__ import annotations
@@ -42,12 +44,32 @@ def class_shares(labels: Path, subset: Path) -> dict[str, float]:
     return {c: kept[c] / n for c, n in sorted(totals.items())}
 
 
+def clean_quality(labels: Path, subset: Path) -> float | None:
+    """Mean graded quality q of the clean documents the subset kept; None when the labels carry no q."""
+    quality: dict[str, float] = {}
+    with gzip.open(labels, "rt") as fh:
+        for line in fh:
+            item = json.loads(line)
+            if item["class"] == "clean" and "q" in item:
+                quality[item["id"]] = item["q"]
+    kept = [
+        quality[i]
+        for line in subset.read_text().splitlines()
+        if line.strip() and (i := json.loads(line)["id"]) in quality
+    ]
+    return sum(kept) / len(kept) if kept else None
+
+
 def markdown(table: list[dict]) -> str:
     classes = sorted({c for r in table for c in r["class_shares"]})
-    lines = ["| baseline | score | " + " | ".join(classes) + " |", "|---|---:|" + "---:|" * len(classes)]
+    graded = any(r.get("clean_q") is not None for r in table)
+    head = "| baseline | score | " + " | ".join(classes) + (" | clean q |" if graded else " |")
+    lines = [head, "|---|---:|" + "---:|" * (len(classes) + graded)]
     for r in table:
         value = r["primary"].get("value")
         cells = " | ".join(f"{r['class_shares'].get(c, 0):.1%}" for c in classes)
+        if graded:
+            cells += " | " + ("-" if r.get("clean_q") is None else f"{r['clean_q']:.3f}")
         lines.append(f"| {r['name']} (`{r['key']}`) | {'absent' if value is None else f'{value:.4f}'} | {cells} |")
     return "\n".join(lines)
 
@@ -98,12 +120,13 @@ def main() -> int:
         record = json.loads(subprocess.run(submit, check=True, capture_output=True, text=True).stdout)
         evaluation = record["evaluation"]
         primary = {"name": evaluation["primary_aggregate"], **evaluation["aggregates"][evaluation["primary_aggregate"]]}
-        rows.append((key, name, primary, class_shares(pool.labels_path, subset), curate, record))
+        shares, quality = class_shares(pool.labels_path, subset), clean_quality(pool.labels_path, subset)
+        rows.append((key, name, primary, shares, quality, curate, record))
         print(f"{key}: {primary['name']} {primary['value']} (curation {curate:.0f} s)", file=sys.stderr, flush=True)
     out = root / "ladder.json"
     done = {r["key"]: r for r in json.loads(out.read_text())} if out.is_file() else {}
-    for key, name, primary, shares, seconds, record in rows:
-        done[key] = {"key": key, "name": name, "primary": primary, "class_shares": shares,
+    for key, name, primary, shares, quality, seconds, record in rows:
+        done[key] = {"key": key, "name": name, "primary": primary, "class_shares": shares, "clean_q": quality,
                      "curation_seconds": seconds, "tasks": record["evaluation"]["tasks"]}  # fmt: skip
     order = [key for key, _, _ in LADDER]
     table = sorted(done.values(), key=lambda r: order.index(r["key"]))

@@ -303,8 +303,13 @@ def all_tracks() -> list[Track]:
 # A seed is not a track: replicate seeds are the track's `[recipe] seeds` (`harness submit --replicates K`, sweeps
 # pass theirs explicitly). Records made when seeds were tracks (`nano-seed125`) still load and display
 # (`legacy_seeded`); no new entry can be made on such a name.
+# A pool version is a track too: `<track>-v<N>` is that track on `<pool>-v<N>` (a pool file shipped beside the
+# track's own pool, e.g. `sandbox-v5` beside `sandbox`), everything else fixed. So a new version of a pool gets its
+# tracks (`nano-v5`, `debug-v5`) without new track files, the shipped tracks and every record made on them stay on
+# the version they name, and no two shipped tracks share a model shape (a checkpoint's shape names its track).
 
 _SCALED = re.compile(r"^(?P<base>.+)-(?P<k>[0-9]+(?:\.[0-9]+)?)x$")
+_POOLED = re.compile(r"^(?P<base>.+)-v(?P<v>[0-9]+)$")
 _SEEDED = re.compile(r"^(?P<base>.+)-seed(?P<seed>[0-9]+)$")
 
 
@@ -321,7 +326,7 @@ def derived_name(track: str, scale: float = 1.0) -> str:
 
 
 def derive_track(name: str) -> Track | None:
-    """The derived track `name` (None when the name has no multiplier suffix)."""
+    """The derived track `name` (None when the name has no multiplier or pool-version suffix)."""
     if m := _SCALED.match(name):
         base, k = get_track(m["base"]), float(m["k"])
         if k <= 0:
@@ -332,7 +337,32 @@ def derive_track(name: str) -> Track | None:
         else:
             budget = dataclasses.replace(budget, tokens_per_param=budget.tokens_per_param * k)  # type: ignore[operator]
         return _replace(base, name, budget=budget, note=f"{scale_label(k)} the token budget")
+    if m := _POOLED.match(name):
+        base = get_track(m["base"])
+        pool = f"{base.pool}-v{m['v']}"
+        if pool not in shipped_names("pools"):
+            versions = sorted(p for p in shipped_names("pools") if p.startswith(f"{base.pool}-v"))
+            raise UsageError(
+                f"track {name!r}: there is no pool {pool!r} (pools/{pool}.toml) for track {base.name!r} to run on; "
+                + (
+                    f"its pool's other versions: {', '.join(versions)}"
+                    if versions
+                    else f"{base.pool!r} has no other version"
+                )
+            )
+        return _replace(base, name, pool=pool, note=f"on pool {pool!r}")
     return None
+
+
+def tracks_on_pool(pool: str) -> list[Track]:
+    """The shipped tracks on `pool` and, for a pool version `<p>-v<N>`, the derived `<track>-v<N>` of every shipped
+    track on `<p>`: the tracks whose tokenizer and suites a pool's index and contamination index serve."""
+    tracks = {t.name: t for t in all_tracks() if t.pool == pool}
+    if (m := _POOLED.match(pool)) is not None:
+        for t in all_tracks():
+            if t.pool == m["base"]:
+                tracks.setdefault(f"{t.name}-v{m['v']}", get_track(f"{t.name}-v{m['v']}"))
+    return list(tracks.values())
 
 
 def _replace(base: Track, name: str, *, note: str, **changes: object) -> Track:

@@ -1,4 +1,5 @@
-"""The sandbox pool generator: determinism, layout, labels, classes, and held-out evaluation material."""
+"""The sandbox pool generator: determinism, layout, labels, classes, and held-out evaluation material, for every
+generator version it reproduces (the graded quality of version 5: tests/test_sandbox_graded.py)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,27 @@ from pathlib import Path
 
 import pytest
 
-from harness.sandbox import CLASSES, GENERATOR_VERSION, generate_sandbox, iter_clean_text
+from harness.sandbox import CLASSES, GENERATOR_VERSION, VERSIONS, generate_sandbox, iter_clean_text
 from harness.sandbox.templates import stem
 from harness.sandbox.world import build_world
 
 SCALE = 0.01
+#: content_sha256 of the scale-0.01 pool of each generator version: a version's output never changes.
+PINNED = {
+    4: "e31516d9e71dc0d827d0493f64c4c1f40a20d841e790925d3d2d8a721b0b43de",
+    5: "6df4cf98951b5150b26a0b5b722b60b462afa43d90fea48ffe86f6ae9f82a543",
+}
 
 
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sandbox") / "pool"
-    generate_sandbox(out, scale=SCALE, workers=1)
+@pytest.fixture(scope="module", params=VERSIONS, ids=[f"v{v}" for v in VERSIONS])
+def pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp(f"sandbox-v{request.param}") / "pool"
+    generate_sandbox(out, scale=SCALE, version=request.param, workers=1)
     return out
+
+
+def _version(pool: Path) -> int:
+    return json.loads((pool / "manifest.json").read_text())["generator_version"]
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -43,15 +53,16 @@ def _eval(pool: Path, name: str) -> list[dict]:
 
 def test_same_bytes_for_any_run_and_worker_count(pool: Path, tmp_path: Path) -> None:
     # The folder first holds a larger pool (three shards): a rerun leaves nothing of it behind.
-    assert len(generate_sandbox(tmp_path / "again", scale=0.13, workers=2)["shards"]) == 3
-    again = generate_sandbox(tmp_path / "again", scale=SCALE, workers=2)
+    version = _version(pool)
+    assert len(generate_sandbox(tmp_path / "again", scale=0.13, version=version, workers=2)["shards"]) == 3
+    again = generate_sandbox(tmp_path / "again", scale=SCALE, version=version, workers=2)
     assert _files(tmp_path / "again") == _files(pool)
     assert again == json.loads((pool / "manifest.json").read_text())
 
 
 def test_layout_and_manifest(pool: Path) -> None:
     manifest = json.loads((pool / "manifest.json").read_text())
-    assert manifest["generator_version"] == GENERATOR_VERSION and manifest["scale"] == SCALE
+    assert manifest["generator_version"] in VERSIONS and manifest["scale"] == SCALE
     shards = sorted(p.name for p in (pool / "shards").iterdir())
     assert shards == [f"shard-{i:05d}.jsonl.gz" for i in range(len(manifest["shards"]))]
     for entry in manifest["shards"]:
@@ -157,6 +168,7 @@ def test_leaked_documents_quote_the_items_they_name(pool: Path) -> None:
 
 
 def test_facts_are_stated_by_clean_and_contradicted_by_wrong_fact(pool: Path) -> None:
+    # Version 4's clean documents state true facts only; since version 5 a share that falls with q is myths.
     world = build_world()
     classes = {lab["id"]: lab["class"] for lab in _labels(pool)}
     by_class: dict[str, str] = {}
@@ -170,8 +182,8 @@ def test_facts_are_stated_by_clean_and_contradicted_by_wrong_fact(pool: Path) ->
         myth_in_clean += f"{stated} {myth}." in by_class["clean"]
         myth_hits += f"{stated} {myth}." in by_class["wrong_fact"]
         truth_in_wrong += f"{stated} {value}." in by_class["wrong_fact"]
-    assert myth_in_clean == 0 and truth_in_wrong == 0
-    assert true_hits > 3 * myth_hits > 0
+    assert truth_in_wrong == 0 and true_hits > 3 * myth_hits > 0
+    assert myth_in_clean == 0 if _version(pool) == 4 else true_hits > 2 * myth_in_clean > 0
     # Every cloze item asks a true fact in its pool stem; the myth is among the distractors.
     for it in _eval(pool, "fact_cloze"):
         ent = world.by_name(it["entity"])
@@ -188,14 +200,17 @@ def test_iter_clean_text_is_deterministic() -> None:
     assert all(len(t) > 40 for t in first)
 
 
-def test_content_is_pinned_for_this_generator_version(pool: Path) -> None:
-    # Pools pin content hashes per GENERATOR_VERSION: any change to the generated text must bump the version
-    # (and then update this hash and pools/sandbox.toml).
+def test_content_is_pinned_for_every_generator_version(pool: Path) -> None:
+    # Pools pin content hashes per generator version: a change to the generated text is a new version beside the
+    # old ones (with its own hash here and its own pool file), never an edit of an old version's output.
     manifest = json.loads((pool / "manifest.json").read_text())
-    assert (GENERATOR_VERSION, manifest["content_sha256"]) == (
-        4,
-        "e31516d9e71dc0d827d0493f64c4c1f40a20d841e790925d3d2d8a721b0b43de",
-    )
+    assert manifest["content_sha256"] == PINNED[manifest["generator_version"]]
+    assert set(PINNED) == set(VERSIONS) and max(VERSIONS) == GENERATOR_VERSION
+
+
+def test_an_unknown_version_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="version 3 is not one of 4, 5"):
+        generate_sandbox(tmp_path / "p", scale=SCALE, version=3, workers=1)
 
 
 def test_progress_is_reported_per_shard(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(run=run_list)
     create = psub.add_parser("create", help="generate a local pool (the sandbox) and index it")
-    create.add_argument("pool", help="pool id: sandbox")
+    create.add_argument("pool", help="pool id: sandbox or sandbox-v5")
     create.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     create.set_defaults(run=run_create)
     index = psub.add_parser("index", help="build the membership index of a pool (resumable per shard)")

@@ -172,9 +172,9 @@ def shard_urls(spec: PoolSpec) -> list[str]:
 
 def _pool_tokenizer(spec: PoolSpec) -> tuple[str | None, dict[str, str] | None]:
     """The tokenizer file of the tracks that use this pool (for the index's token column), when available."""
-    from harness.tracks import all_tracks
+    from harness.tracks import tracks_on_pool
 
-    specs = {t.tokenizer for t in all_tracks() if t.pool == spec.id}
+    specs = {t.tokenizer for t in tracks_on_pool(spec.id)}
     if len(specs) != 1:
         return None, None
     tok = next(iter(specs))
@@ -270,12 +270,17 @@ def create_sandbox(
         raise HarnessError(f"pool {spec.id!r} is not generated locally; index it with `harness pool index {spec.id}`")
     home = spec.home
     if not (home / "manifest.json").is_file() or not _matches_pins(spec, home / "manifest.json"):
-        from harness.sandbox import generate_sandbox
+        from harness.sandbox import VERSIONS, generate_sandbox
 
+        if spec.version not in VERSIONS:
+            raise HarnessError(
+                f"pools/{spec.id}.toml: version {spec.version} is not a sandbox generator version this harness "
+                f"reproduces ({', '.join(map(str, VERSIONS))}); set `version` to one of them"
+            )
         tmp = home.with_name(home.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         with progress_bar(progress) as bar:
-            generate_sandbox(tmp, scale=spec.sandbox_scale, workers=workers, progress=bar)
+            generate_sandbox(tmp, scale=spec.sandbox_scale, version=spec.version, workers=workers, progress=bar)
         shutil.rmtree(home, ignore_errors=True)
         tmp.rename(home)  # the pool appears whole or not at all
         if not _matches_pins(spec, home / "manifest.json"):

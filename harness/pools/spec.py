@@ -51,7 +51,10 @@ class PoolSpec:
     """A standard pool of documents that submissions select from."""
 
     id: str = doc("Pool id, equal to the file name (pools/<id>.toml); tracks name it in `pool`.")
-    version: int = doc("Bumped whenever the pool's content changes; its data folder is <id>-v<version>.")
+    version: int = doc(
+        "Bumped whenever the pool's content changes; its data folder is <id>-v<version>. For source = 'sandbox' it "
+        "is also the generator version that writes the pool (harness.sandbox.VERSIONS)."
+    )
     description: str = doc("One line for tables.")
     source: Literal["shards", "list", "sandbox"] = doc("How the shard list is obtained (see the module doc).")
     id_scheme: Literal["field", "sha256-line"] = doc(

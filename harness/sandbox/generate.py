@@ -5,6 +5,9 @@ A slot's class and text depend only on (seed, g), through `random.Random(f"{seed
 not depend on the number of workers. The first `n_sources` slots are the originals that duplicates copy: a
 duplicate picks a source class, then a source of that class with Zipf-distributed popularity, and regenerates
 its text from the source's slot; spam and boilerplate are the most copied, a few of them thousands of times.
+
+`Layout.version` is the generator version (`VERSIONS`). Version 5 grades the quality of every clean and noisy
+document (`harness.sandbox.graded`) and labels it with its `q`; every other slot is version 4's, byte for byte.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from harness.io.files import write_bytes_atomic
 from harness.sandbox import documents as D
-from harness.sandbox import leaks
+from harness.sandbox import graded, leaks
 from harness.sandbox.world import World, build_world
 
 #: Documents at scale 1.0: about 98M characters, ~39M tokens of the sandbox BPE (2.5 characters per token
@@ -50,6 +53,10 @@ CLASS_WEIGHTS = {
 DUP_SOURCE_WEIGHTS = {"spam": 0.45, "boilerplate": 0.38, "clean": 0.05, "noisy": 0.03, "wrong_fact": 0.09}
 #: Classes of the source slots, in a repeating pattern of 20.
 SOURCE_PATTERN = ("spam",) * 5 + ("boilerplate",) * 5 + ("clean",) * 6 + ("noisy",) * 2 + ("wrong_fact",) * 2
+#: Generator versions this code reproduces (earlier ones are gone from the code; their pools are not pinned).
+VERSIONS = (4, 5)
+#: The first version whose clean documents carry a graded quality q.
+GRADED_FROM = 5
 #: Every class; `leaked` documents (quotes of evaluation items, `harness.sandbox.leaks`) sit on fixed slots.
 CLASSES = (*CLASS_WEIGHTS, "leaked")
 
@@ -58,22 +65,26 @@ _CLEAN_DOMAINS = {"page": "wiki", "story": "stories", "list": "atlas", "qa": "an
 
 @dataclass(frozen=True)
 class Layout:
-    """Sizes of one generation: documents, shards and duplicate sources for a seed and scale."""
+    """Sizes of one generation: documents, shards and duplicate sources for a seed, scale and version."""
 
     seed: int
     n_documents: int
     n_shards: int
     n_sources: int
     n_leaked: int = 0
+    #: Generator version (one of `VERSIONS`).
+    version: int = VERSIONS[-1]
 
     @classmethod
-    def for_scale(cls, seed: int, scale: float) -> Layout:
+    def for_scale(cls, seed: int, scale: float, version: int = VERSIONS[-1]) -> Layout:
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
+        if version not in VERSIONS:
+            raise ValueError(f"sandbox generator version {version} is not one of {', '.join(map(str, VERSIONS))}")
         n_docs = max(100, round(BASE_DOCUMENTS * scale))
         n_shards = max(2, min(256, round(BASE_SHARDS * scale)))
         n_sources = max(40, round(BASE_SOURCES * scale))
-        return cls(seed, n_docs, n_shards, n_sources, leaks.n_leaked(n_docs, n_sources, scale))
+        return cls(seed, n_docs, n_shards, n_sources, leaks.n_leaked(n_docs, n_sources, scale), version)
 
 
 @cache
@@ -105,12 +116,18 @@ def _url(rng: random.Random, domain: str, g: int) -> str:
     return f"sandbox://{domain}.sandbox/{rng.randrange(16**6):06x}/{g}"
 
 
-def base_document(world: World, layout: Layout, g: int) -> tuple[str, str, str]:
-    """(class, url, text) of slot g when it is not a duplicate (sources always are not)."""
+def base_document(world: World, layout: Layout, g: int) -> tuple[str, str, str, float | None]:
+    """(class, url, text, q) of slot g when it is not a duplicate (sources always are not); q is None but for
+    clean and noisy documents of a graded version."""
     rng = random.Random(f"{layout.seed}/slot/{g}")
     cls = slot_class(layout, g, rng)
     if cls in ("clean", "wrong_fact", "noisy"):
-        kind, text = D.clean(D.Facts(world, wrong=cls == "wrong_fact"), rng)
+        q = None
+        if cls != "wrong_fact" and layout.version >= GRADED_FROM:
+            q, qrng = graded.draw_quality(layout.seed, g)
+            kind, text = graded.graded_clean(world, rng, q, qrng)
+        else:
+            kind, text = D.clean(D.Facts(world, wrong=cls == "wrong_fact"), rng)
         domain = _CLEAN_DOMAINS[kind]
         if cls == "noisy":
             text, domain = D.corrupt(text, rng), f"forum-{rng.randrange(30)}"
@@ -118,27 +135,28 @@ def base_document(world: World, layout: Layout, g: int) -> tuple[str, str, str]:
         # but is not a perfect one.
         elif (cls == "wrong_fact" and rng.random() < 0.5) or rng.random() < 0.05:
             domain = f"trivia-{rng.randrange(8)}"
-        return cls, _url(rng, domain, g), text
+        return cls, _url(rng, domain, g), text, q
     if cls == "spam":
-        return cls, _url(rng, f"deals-{rng.randrange(40)}", g), D.spam(world, rng)
+        return cls, _url(rng, f"deals-{rng.randrange(40)}", g), D.spam(world, rng), None
     if cls == "boilerplate":
         return (
             cls,
             _url(rng, f"{rng.choice(('news', 'shop', 'blog', 'portal'))}-{rng.randrange(60)}", g),
             D.boilerplate(world, rng),
+            None,
         )
     if cls == "gibberish":
-        return cls, _url(rng, f"x{rng.randrange(16**4):04x}", g), D.gibberish(world, rng)
+        return cls, _url(rng, f"x{rng.randrange(16**4):04x}", g), D.gibberish(world, rng), None
     raise AssertionError(f"slot {g} of class {cls} is a duplicate")
 
 
 @cache
-def _source(world: World, layout: Layout, r: int) -> tuple[str, str, str]:
+def _source(world: World, layout: Layout, r: int) -> tuple[str, str, str, float | None]:
     return base_document(world, layout, r)
 
 
 def document(world: World, layout: Layout, g: int) -> tuple[dict, dict]:
-    """The pool document of slot g and its label."""
+    """The pool document of slot g and its label (with `q`, rounded to 4 places, where the text has one)."""
     if g in _leaked_slots(layout):
         domain, text, fields = leaks.leaked_document(world, layout.seed, _leaked_slots(layout)[g])
         url = _url(random.Random(f"{layout.seed}/slot/{g}"), domain, g)
@@ -150,13 +168,15 @@ def document(world: World, layout: Layout, g: int) -> tuple[dict, dict]:
         src_cls = rng.choices(list(DUP_SOURCE_WEIGHTS), weights=list(DUP_SOURCE_WEIGHTS.values()))[0]
         slots, cum = _sources(layout)[src_cls]
         r = slots[min(bisect_left(cum, rng.random() * cum[-1]), len(slots) - 1)]
-        _, src_url, src_text = _source(world, layout, r)
+        _, src_url, src_text, q = _source(world, layout, r)
         text = src_text if cls == "exact_dup" else D.near_copy(src_text, rng)
         url = _url(rng, f"mirror-{rng.randrange(50)}", g)
         label = {"class": cls, "source": doc_id(src_url, src_text), "source_class": src_cls}
     else:
-        cls, url, text = base_document(world, layout, g)
+        cls, url, text, q = base_document(world, layout, g)
         label = {"class": cls}
+    if q is not None:  # a copy carries the quality of the text it copies
+        label["q"] = round(q, 4)
     did = doc_id(url, text)
     return {"id": did, "url": url, "text": text}, {"id": did, **label}
 

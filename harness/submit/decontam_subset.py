@@ -96,14 +96,14 @@ def prefill_pool(pool: Pool, track: Track, *, mirror: str | None = None, progres
 
 
 def prefill_pool_suites(pool: Pool, *, progress: Progress | None = None) -> list[str]:
-    """`prefill_pool` for every suite a shipped track on this pool evaluates; one line per suite said (checked, or
+    """`prefill_pool` for every suite a track on this pool evaluates (`tracks_on_pool`); one line per suite said (checked, or
     why not: a suite whose data is not here is checked per subset when validated)."""
     from harness.submit.decontam import SuiteDataMissing
-    from harness.tracks import all_tracks
+    from harness.tracks import tracks_on_pool
 
     said, seen = [], set()
-    for track in all_tracks():
-        if track.pool != pool.id or track.suite in seen:
+    for track in tracks_on_pool(pool.id):
+        if track.suite in seen:
             continue
         seen.add(track.suite)
         try:
