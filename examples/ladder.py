@@ -1,6 +1,6 @@
 """The curation baseline ladder: run the seven example curations on a track, submit each, print the table.
 
-    python examples/ladder.py --track nano --out ladder/ [--workers 2] [--seed 0]
+    python examples/ladder.py --track nano --out ladder/ [--workers 2] [--seed 0] [--replicates 3]
 
 Each row is an example script of this folder, run as a participant would (its subset in <out>/subsets/), then
 `harness submit` (runs and records in <out>/runs, <out>/results; re-running resumes and reuses finished work).
@@ -67,10 +67,14 @@ def markdown(table: list[dict]) -> str:
     lines = [head, "|---|---:|" + "---:|" * (len(classes) + graded)]
     for r in table:
         value = r["primary"].get("value")
+        score = "absent" if value is None else f"{value:.4f}"
+        spread = ((r.get("replicates") or {}).get("aggregates") or {}).get(r["primary"]["name"])
+        if spread and spread.get("std") is not None:  # the replicates' mean +- s.d. (n seeds)
+            score = f"{spread['mean']:.4f} ± {spread['std']:.4f} ({spread['n']} seeds)"
         cells = " | ".join(f"{r['class_shares'].get(c, 0):.1%}" for c in classes)
         if graded:
             cells += " | " + ("-" if r.get("clean_q") is None else f"{r['clean_q']:.3f}")
-        lines.append(f"| {r['name']} (`{r['key']}`) | {'absent' if value is None else f'{value:.4f}'} | {cells} |")
+        lines.append(f"| {r['name']} (`{r['key']}`) | {score} | {cells} |")
     return "\n".join(lines)
 
 
@@ -80,6 +84,7 @@ def main() -> int:
     parser.add_argument("--out", default="ladder")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--replicates", type=int, default=1, help="train each row with the track's first K seeds")
     parser.add_argument("--only", action="append", default=[], help="run only these rows (keys), repeatable")
     parser.add_argument("--table", action="store_true", help="only print the table of the rows run so far")
     args = parser.parse_args()
@@ -116,7 +121,8 @@ def main() -> int:
             tmp.replace(subset)
         curate = time.monotonic() - started
         submit = [sys.executable, "-m", "harness", "submit", "--track", args.track, str(subset), "--name", name,
-                  "--run-dir", str(root / "runs"), "--results", str(root / "results"), "--json"]  # fmt: skip
+                  "--run-dir", str(root / "runs"), "--results", str(root / "results"), "--json",
+                  "--replicates", str(args.replicates)]  # fmt: skip
         record = json.loads(subprocess.run(submit, check=True, capture_output=True, text=True).stdout)
         evaluation = record["evaluation"]
         primary = {"name": evaluation["primary_aggregate"], **evaluation["aggregates"][evaluation["primary_aggregate"]]}
@@ -127,7 +133,8 @@ def main() -> int:
     done = {r["key"]: r for r in json.loads(out.read_text())} if out.is_file() else {}
     for key, name, primary, shares, quality, seconds, record in rows:
         done[key] = {"key": key, "name": name, "primary": primary, "class_shares": shares, "clean_q": quality,
-                     "curation_seconds": seconds, "tasks": record["evaluation"]["tasks"]}  # fmt: skip
+                     "curation_seconds": seconds, "tasks": record["evaluation"]["tasks"],
+                     "replicates": record.get("replicates")}  # fmt: skip
     order = [key for key, _, _ in LADDER]
     table = sorted(done.values(), key=lambda r: order.index(r["key"]))
     out.write_text(json.dumps(table, indent=2) + "\n")
