@@ -31,7 +31,9 @@ def check_count(where: str, items: Any, limit: int) -> None:
 
 
 def _check_numbers(where: str, mapping: dict[str, Any]) -> None:
-    check_count(where, mapping, MAX_METRICS if where in ("metrics", "stderr", "heldout_lm") else MAX_TASKS)
+    check_count(
+        where, mapping, MAX_METRICS if where in ("metrics", "stderr", "heldout_lm", "continuous") else MAX_TASKS
+    )
     for key, value in mapping.items():
         if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"'{where}.{key}' must be a number, got {value!r}")
@@ -53,10 +55,18 @@ class TaskResult:
     metrics: dict[str, float] = doc("Every raw metric of the task.", default_factory=dict)
     stderr: dict[str, float] = doc("Standard errors of the raw metrics.", default_factory=dict)
     data_hash: str = doc("Revision or file hash of the task's data.", default="")
+    continuous: dict[str, float] = doc(
+        "Continuous metrics from every choice's log-probability (harness.evaluate.continuous: correct_prob, "
+        "norm_correct_prob, margin, total_prob, their per-token and per-character variants, bits_per_byte of the "
+        "gold continuation), means over examples; empty for generation and perplexity tasks and in records made "
+        "before schema 3.",
+        default_factory=dict,
+    )
 
     def __post_init__(self) -> None:
         _check_numbers("metrics", self.metrics)
         _check_numbers("stderr", self.stderr)
+        _check_numbers("continuous", self.continuous)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,9 +135,19 @@ class ReplicateRun:
         default_factory=dict,
     )
 
+    continuous: dict[str, dict[str, float]] = doc(
+        "This replicate's continuous metrics by task (as `TaskResult.continuous`; empty before schema 3).",
+        default_factory=dict,
+    )
+
     def __post_init__(self) -> None:
         _check_numbers("tasks", self.tasks)
         _check_numbers("heldout_lm", self.heldout_lm)
+        check_count("continuous", self.continuous, MAX_TASKS)
+        for task, values in self.continuous.items():
+            if not isinstance(values, dict):
+                raise ValueError(f"'continuous.{task}' must map metric names to numbers, got {values!r}")
+            _check_numbers("continuous", values)
         check_count("aggregates", self.aggregates, MAX_AGGREGATES)
         _check_numbers("aggregates", {k: v for k, v in self.aggregates.items() if v is not None})
         check_count("examples", self.examples, MAX_TASKS)
