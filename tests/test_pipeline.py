@@ -172,6 +172,6 @@ def test_submit_options_pinned() -> None:
     assert command_options("submit") == {
         "subset", "--track", "--scale", "--name", "--author", "--description", "--link", "--run-dir", "--results",
         "--leaderboard", "--trainer", "--nproc", "--launcher", "--workers", "--device", "--skip-evaluate", "--json",
-        "--replicates",
+        "--replicates", "--checkpoint-scores",
     }  # fmt: skip
     assert command_options("demo") == {"--track", "--dir", "--workers"}

@@ -205,3 +205,50 @@ def test_commands_refuse_what_cannot_be_answered(tmp_path: Path, capsys: pytest.
     (next((store / "micro").glob("*.json"))).unlink()
     assert main(["transfer", "nano", "micro", "--results", str(store)]) == 1
     assert "same subset on the other track for 1 entries" in " ".join(capsys.readouterr().err.split())
+
+
+def test_records_carry_checkpoint_trajectories_to_reliability(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Records whose replicate runs hold checkpoint scores give monotonicity and checkpoint noise."""
+    from harness.records import Record
+
+    rng = random.Random(2)
+    store = tmp_path / "results" / "nano"
+    store.mkdir(parents=True)
+    for s in range(3):
+        data = _record("nano", s, 0.3 + 0.1 * s, 2, rng)
+        for run in data["replicates"]["runs"]:
+            final = run["tasks"]["fact_cloze"]
+            run["trajectory"] = {
+                "steps": [40, 80, 120, 160, 200],
+                "tasks": {"fact_cloze": {"acc": [final - 0.04, final - 0.03, final - 0.02, final - 0.01, final]}},
+                "aggregates": {"Sandbox_v1": [0.0, 0.01, 0.0, 0.02, 0.01]},
+            }
+        Record.from_data(data, "<test>")
+        (store / f"{data['entry_id']}.json").write_text(json.dumps(data))
+    assert main(["reliability", "--track", "nano", "--results", str(tmp_path / "results"), "--json"]) == 0
+    units = {(u["task"], u["metric"]): u for u in json.loads(capsys.readouterr().out)["units"]}
+    assert units[("fact_cloze", "acc")]["monotonicity"] == pytest.approx(1.0)
+    assert units[("fact_cloze", "acc")]["noise_from"] == "checkpoints"
+    # ranks of [0, .01, 0, .02, .01]: [1.5, 3.5, 1.5, 5, 3.5]; against steps 1..5: 5.5 / sqrt(10 x 9), every run
+    assert units[("Sandbox_v1", AGGREGATE)]["monotonicity"] == pytest.approx(5.5 / math.sqrt(90))
+    assert units[("fact_cloze", "norm_correct_prob")]["monotonicity"] is None  # not in the trajectories
+
+
+@pytest.mark.parametrize(
+    ("trajectory", "message"),
+    [
+        ({"steps": [1, 2], "tasks": {"t": {"acc": [0.1]}}}, "one per step"),
+        ({"steps": list(range(65)), "tasks": {}}, "at most 64"),
+        ({"steps": [1], "tasks": {"t": {"acc": ["x"]}}}, "numbers only"),
+        ({"steps": [1], "extra": {}}, "steps, tasks and aggregates"),
+    ],
+)
+def test_trajectories_are_checked_and_bounded(trajectory: dict, message: str) -> None:
+    from harness.records import Record, RecordError
+
+    data = _record("nano", 0, 0.5, 1, random.Random(0))
+    data["replicates"]["runs"][0]["trajectory"] = trajectory
+    with pytest.raises(RecordError, match=message):
+        Record.from_data(data, "<bad>")

@@ -119,8 +119,23 @@ def entry_scores(record: Record) -> EntryScores:
     return EntryScores(
         entry_id=record.entry_id, name=record.submission.name, subset=record.subset.sha256, track=record.track.name,
         suite=(ev.suite, str(ev.suite_version)), seeds=tuple(s for s, *_ in runs),
-        values={u: tuple(r[u] for r in per_seed) for u in sorted(units)},
+        values={u: tuple(r[u] for r in per_seed) for u in sorted(units)}, trajectories=_trajectories(record),
     )  # fmt: skip
+
+
+def _trajectories(record: Record) -> dict[Unit, tuple[tuple[tuple[int, float], ...], ...]]:
+    """Per unit, every replicate run's (step, value) checkpoint scores; units some run lacks are left out."""
+    runs = [r.trajectory for r in record.replicates.runs] if record.replicates else []
+    if not runs or not all(runs):
+        return {}
+    per_run: list[dict[Unit, tuple[tuple[int, float], ...]]] = []
+    for t in runs:
+        series = {(a, AGGREGATE): v for a, v in t.get("aggregates", {}).items()}
+        for task, metrics in t.get("tasks", {}).items():
+            series.update({(task, m): v for m, v in metrics.items()})
+        per_run.append({u: tuple(zip(t["steps"], v, strict=True)) for u, v in series.items()})
+    units = set.intersection(*(set(r) for r in per_run))
+    return {u: tuple(r[u] for r in per_run) for u in sorted(units)}
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ MAX_TASKS = 256
 MAX_METRICS = 64
 #: Most replicates (seeds) of one entry.
 MAX_REPLICATES = 64
+#: Most checkpoints a replicate run's score trajectory holds (DCLM's tracks save 5).
+MAX_CHECKPOINT_SCORES = 64
 
 
 def check_count(where: str, items: Any, limit: int) -> None:
@@ -139,6 +141,13 @@ class ReplicateRun:
         "This replicate's continuous metrics by task (as `TaskResult.continuous`; empty before schema 3).",
         default_factory=dict,
     )
+    # Typed Any and checked in __post_init__, as Training.curve is (from_dict would walk every number).
+    trajectory: Any = doc(
+        "Scores of every saved checkpoint (`harness submit --checkpoint-scores`): {steps: [...], tasks: {task: "
+        "{metric: [one value per step]}}, aggregates: {name: [...]}}, the final checkpoint last; empty when not "
+        "scored (schema 3).",
+        default_factory=dict,
+    )
 
     def __post_init__(self) -> None:
         _check_numbers("tasks", self.tasks)
@@ -148,9 +157,41 @@ class ReplicateRun:
             if not isinstance(values, dict):
                 raise ValueError(f"'continuous.{task}' must map metric names to numbers, got {values!r}")
             _check_numbers("continuous", values)
+        _check_trajectory(self.trajectory)
         check_count("aggregates", self.aggregates, MAX_AGGREGATES)
         _check_numbers("aggregates", {k: v for k, v in self.aggregates.items() if v is not None})
         check_count("examples", self.examples, MAX_TASKS)
+
+
+def _check_series(where: str, series: Any, n: int) -> None:
+    if not isinstance(series, list) or len(series) != n:
+        raise ValueError(f"'{where}' must be a list of {n} numbers, one per step")
+    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in series):
+        raise ValueError(f"'{where}' must hold numbers only")
+
+
+def _check_trajectory(trajectory: Any) -> None:
+    """A replicate run's checkpoint scores: bounded in steps, tasks, metrics and aggregates, one value per step."""
+    if not isinstance(trajectory, dict) or set(trajectory) - {"steps", "tasks", "aggregates"}:
+        raise ValueError("'trajectory' must be {} or an object of steps, tasks and aggregates")
+    if not trajectory:
+        return
+    steps, tasks, aggregates = trajectory.get("steps"), trajectory.get("tasks", {}), trajectory.get("aggregates", {})
+    if not isinstance(steps, list) or not steps or any(isinstance(s, bool) or not isinstance(s, int) for s in steps):
+        raise ValueError("'trajectory.steps' must be a non-empty list of integer steps")
+    check_count("trajectory.steps", steps, MAX_CHECKPOINT_SCORES)
+    if not isinstance(tasks, dict) or not isinstance(aggregates, dict):
+        raise ValueError("'trajectory.tasks' and 'trajectory.aggregates' must be objects")
+    check_count("trajectory.tasks", tasks, MAX_TASKS)
+    check_count("trajectory.aggregates", aggregates, MAX_AGGREGATES)
+    for task, metrics in tasks.items():
+        if not isinstance(metrics, dict):
+            raise ValueError(f"'trajectory.tasks.{task}' must map metric names to lists of numbers")
+        check_count(f"trajectory.tasks.{task}", metrics, MAX_METRICS)
+        for metric, series in metrics.items():
+            _check_series(f"trajectory.tasks.{task}.{metric}", series, len(steps))
+    for name, series in aggregates.items():
+        _check_series(f"trajectory.aggregates.{name}", series, len(steps))
 
 
 @dataclass(frozen=True, kw_only=True)
