@@ -190,6 +190,8 @@ def test_reliability_and_transfer_commands(tmp_path: Path, capsys: pytest.Captur
     assert rows[("Sandbox_v1", AGGREGATE)]["decision_accuracy"] == 1.0 and rows[("Sandbox_v1", AGGREGATE)]["pairs"] == 6
     assert rows[("fact_cloze", "bits_per_byte")]["target_metric"] == "acc"  # lower bpb predicts higher accuracy
     assert rows[("fact_cloze", "bits_per_byte")]["kendall_tau"] == pytest.approx(1.0)
+    # per metric, the mean over tasks: acc is measured on fact_cloze (1.0) and last_word (no pair: left out)
+    assert out["by_metric"]["acc"] == {"decision_accuracy": 1.0, "tasks": 1}
     assert main(["reliability", "--track", "nano", "--results", str(store)]) == 0
     assert "Reliability on nano" in capsys.readouterr().out
     assert main(["transfer", "nano", "micro", "--results", str(store), "--scored-only", "--resamples", "20"]) == 0

@@ -64,13 +64,23 @@ class Transfer:
     best: dict[str, str]  # task -> small metric that predicts the target ranking best
     resamples: int
 
+    def by_metric(self) -> dict[str, dict[str, float]]:
+        """Per small metric, its mean decision accuracy over the tasks it was measured on (aggregates left out),
+        best first: {metric: {"decision_accuracy", "tasks"}}."""
+        acc: dict[str, list[float]] = {}
+        for a in self.agreements:
+            if a.metric != AGGREGATE and a.decision_accuracy is not None:
+                acc.setdefault(a.metric, []).append(a.decision_accuracy)
+        rows = {m: {"decision_accuracy": sum(v) / len(v), "tasks": len(v)} for m, v in acc.items()}
+        return dict(sorted(rows.items(), key=lambda kv: (-kv[1]["decision_accuracy"], kv[0])))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "small": self.small, "target": self.target,
             "entries": [{"subset": s, "small": a, "target": b} for s, a, b in self.entries],
             "seeds": [list(p) for p in self.seeds], "resamples": self.resamples, "bootstrap_seed": SEED,
             "ties": "a pair the target ties is left out; a pair the small track ties counts one half",
-            "agreements": [asdict(a) for a in self.agreements], "best": self.best,
+            "agreements": [asdict(a) for a in self.agreements], "best": self.best, "by_metric": self.by_metric(),
         }  # fmt: skip
 
 

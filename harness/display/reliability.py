@@ -79,3 +79,9 @@ def render_transfer(t: Transfer, console: Any, *, scored_only: bool = False) -> 
     )
     if t.best:
         console.print("Best predictor per task: " + ", ".join(f"{k}: {v}" for k, v in t.best.items()), highlight=False)
+    if not scored_only and (rows := t.by_metric()):
+        console.print(
+            "Mean decision accuracy over tasks, per metric: "
+            + ", ".join(f"{m} {r['decision_accuracy']:.3f} ({r['tasks']:g})" for m, r in rows.items()),
+            highlight=False,
+        )
