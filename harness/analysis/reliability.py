@@ -74,7 +74,7 @@ class Reliability:
         return {
             "track": self.track, "entries": list(self.entries), "seeds_per_entry": list(self.seeds_per_entry),
             "mde_seeds": list(self.k), "units": [asdict(u) for u in self.units],
-            "definitions": "harness.analysis.reliability (docs/researchers.md#reliability-and-transfer)",
+            "definitions": "harness.analysis.reliability (docs/researchers.md#reliability-and-transfer-does-a-verdict-hold-at-scale)",
         }  # fmt: skip
 
 
