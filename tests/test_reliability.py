@@ -198,6 +198,15 @@ def test_reliability_and_transfer_commands(tmp_path: Path, capsys: pytest.Captur
     assert "decision acc" in capsys.readouterr().out
 
 
+def test_command_options_pinned() -> None:
+    from cli_helpers import command_options
+
+    assert command_options("reliability") == {"records", "--track", "--results", "--k", "--scored-only", "--json"}
+    assert command_options("transfer") == {
+        "small", "target", "--results", "--shared-only", "--resamples", "--scored-only", "--json"
+    }  # fmt: skip
+
+
 def test_commands_refuse_what_cannot_be_answered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = _store(tmp_path / "results", {"nano": 1, "micro": 1})
     assert main(["reliability", "--track", "nano", "--results", str(store)]) == 1

@@ -162,5 +162,5 @@ def test_every_command_is_offered():
     assert subcommands() == {
         "tracks", "pool", "validate", "tokenize", "train", "evaluate", "export", "eval-data", "submit", "bundle", "verify", "compare",
         "leaderboard",
-        "demo", "score", "select", "classifier", "sweep", "scaling",
+        "demo", "score", "select", "classifier", "sweep", "scaling", "reliability", "transfer",
     }  # fmt: skip
