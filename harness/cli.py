@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "bundle": "bundle",
     "verify": "verify",
     "compare": "compare",
+    "reliability": "reliability",
+    "transfer": "transfer",
     "score": "score",
     "select": "select",
     "classifier": "classifier",

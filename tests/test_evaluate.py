@@ -238,6 +238,15 @@ def test_core_suite_on_dclm_local_data_tree(tmp_path):
     jeopardy = data["tasks"]["jeopardy"]
     assert len(jeopardy["subtasks"]) == 5 and jeopardy["n_samples"] == 10  # 2 per category, mean over categories
     assert jeopardy["accuracy"] == pytest.approx(sum(jeopardy["subtasks"].values()) / 5)
+    tasks = data["tasks"]  # continuous metrics on multiple choice, schema and language modelling, none on generation
+    assert {"norm_correct_prob", "margin_per_token", "bits_per_byte"} <= set(tasks["piqa"]["continuous"])
+    assert {"norm_correct_prob", "margin_per_char"} <= set(tasks["winograd"]["continuous"])
+    assert (
+        "bits_per_byte" in tasks["lambada_openai"]["continuous"]
+        and "margin" not in tasks["lambada_openai"]["continuous"]
+    )
+    assert "correct_prob" in jeopardy["continuous"] and len(jeopardy["choices"]) == 5  # language modelling
+    assert [len(lp) for lp in tasks["piqa"]["choices"]["piqa"]["logprobs"]] == [2, 2]
     piqa = data["tasks"]["piqa"]["data"]["piqa"]
     assert piqa["source"] == "dclm-local_data" and piqa["splits"]["test"] == (
         "d2870e73aec5154df3faf259b7700876e11608eebdf69e9d6667435673dbe4e0"

@@ -70,6 +70,10 @@ def test_submit_end_to_end(finished: Path) -> None:
     record = _record(finished)
     assert record["track"]["name"] == "debug" and record["evaluation"]["primary_aggregate"] == "Sandbox_v1"
     assert set(record["evaluation"]["tasks"]) == {"fact_cloze", "next_sentence", "last_word", "heldout"}
+    tasks = record["evaluation"]["tasks"]  # continuous metrics beside accuracy, in the record and its replicate runs
+    assert {"norm_correct_prob", "margin_per_token", "bits_per_byte"} <= set(tasks["fact_cloze"]["continuous"])
+    assert "correct_prob" in tasks["last_word"]["continuous"] and not tasks["heldout"]["continuous"]
+    assert record["replicates"]["runs"][0]["continuous"]["next_sentence"] == tasks["next_sentence"]["continuous"]
     assert record["training"]["tokens_seen"] >= 131_072 - 16 * 128 and record["training"]["curve"]
     run = finished / "runs" / "debug" / record["entry_id"]
     for stage in ("validate", "tokenize", "train", "evaluate", "record"):
@@ -168,6 +172,6 @@ def test_submit_options_pinned() -> None:
     assert command_options("submit") == {
         "subset", "--track", "--scale", "--name", "--author", "--description", "--link", "--run-dir", "--results",
         "--leaderboard", "--trainer", "--nproc", "--launcher", "--workers", "--device", "--skip-evaluate", "--json",
-        "--replicates", "--no-sbatch", "--wait",
+        "--replicates", "--no-sbatch", "--wait", "--checkpoint-scores",
     }  # fmt: skip
     assert command_options("demo") == {"--track", "--dir", "--workers"}

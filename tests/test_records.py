@@ -78,7 +78,7 @@ def test_unknown_schema_version_is_a_clear_error(version: object) -> None:
     data["schema_version"] = version
     with pytest.raises(
         RecordError,
-        match=rf"mine\.json: record schema_version {version!r} is not supported.*reads versions 1, {SCHEMA_VERSION}",
+        match=rf"mine\.json: record schema_version {version!r} is not supported.*reads versions 1, 2, {SCHEMA_VERSION}",
     ):
         Record.from_data(data, "mine.json")
 

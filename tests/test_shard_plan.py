@@ -18,7 +18,7 @@ from harness.data.shard_plan import (
 )
 from harness.tracks import get_track, track_names
 
-SANDBOX = ("debug", "nano")
+SANDBOX = ("debug", "nano", "micro")
 
 
 def _plan(name: str, sequences: int, processes: int):
@@ -40,7 +40,8 @@ def test_shard_sizes() -> None:
     """DCLM's 8192 sequences on the DCLM tracks; a checkpoint of 8 shards on the small ones (one shard on debug
     was the whole run: fewer shards than workers, so open_lm raised or trained one checkpoint)."""
     sizes = {name: shard_sequences_for(get_track(name)) for name in track_names()}
-    assert sizes == {"debug": 64, "nano": 160} | {n: DEFAULT_SHARD_SEQUENCES for n in sizes if n not in SANDBOX}
+    small = {"debug": 64, "nano": 160, "micro": 320}
+    assert sizes == small | {n: DEFAULT_SHARD_SEQUENCES for n in sizes if n not in SANDBOX}
 
 
 @pytest.mark.parametrize("name", sorted(track_names()))

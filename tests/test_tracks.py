@@ -10,7 +10,7 @@ from cli_helpers import command_options
 from harness.cli import main
 from harness.config import ConfigError
 from harness.errors import UsageError
-from harness.tracks import Track, get_track, load_track_file, track_from_dict, track_names
+from harness.tracks import Track, get_track, load_track_file, scale_of, track_from_dict, track_names
 
 DCLM = {  # name: (params, tokens) as DCLM publishes them
     "412m": (411_616_256, 8_232_325_120),
@@ -23,10 +23,25 @@ DCLM = {  # name: (params, tokens) as DCLM publishes them
 
 
 def test_every_shipped_track_loads():
-    assert set(DCLM) | {"debug", "nano"} <= set(track_names())
+    assert set(DCLM) | {"debug", "nano", "micro"} <= set(track_names())
     for name in track_names():
         track = get_track(name)
         assert track.name == name and track.steps > track.recipe.warmup
+
+
+def test_micro_is_nanos_recipe_at_about_4x_its_compute():
+    """The CPU ladder's target rung: nano's recipe family (everything but the shape, the budget and the warm-up
+    that keeps its share of the run) at about 4x nano's training compute, with the compute multipliers too."""
+    nano, micro = get_track("nano"), get_track("micro")
+    assert 3.8 <= micro.flops / nano.flops <= 4.2
+    shared = ("pool", "suite", "tokenizer", "rules")
+    assert all(getattr(micro, k) == getattr(nano, k) for k in shared)
+    same = ("lr", "weight_decay", "cooldown_end_lr", "z_loss", "global_batch", "seed", "seeds", "checkpoints")
+    assert all(getattr(micro.recipe, k) == getattr(nano.recipe, k) for k in same)
+    assert abs(micro.recipe.warmup / micro.steps - nano.recipe.warmup / nano.steps) < 0.01
+    assert micro.model.context == nano.model.context and micro.model.head_dim == nano.model.head_dim
+    half = get_track("micro-0.5x")
+    assert (half.tokens, half.model, scale_of(half)) == (micro.tokens // 2, micro.model, ("micro", 0.5))
 
 
 @pytest.mark.parametrize("name", sorted(DCLM))
@@ -147,5 +162,5 @@ def test_every_command_is_offered():
     assert subcommands() == {
         "tracks", "pool", "validate", "tokenize", "train", "evaluate", "export", "eval-data", "submit", "bundle", "verify", "compare",
         "leaderboard",
-        "demo", "score", "select", "classifier", "sweep", "scaling",
+        "demo", "score", "select", "classifier", "sweep", "scaling", "reliability", "transfer",
     }  # fmt: skip

@@ -27,6 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--skip-evaluate", action="store_true", help="stop after training")
     p.add_argument(
+        "--checkpoint-scores", action="store_true",
+        help="also evaluate every earlier checkpoint: the record keeps a score trajectory per task (reliability)",
+    )  # fmt: skip
+    p.add_argument(
         "--replicates", type=int, default=1, metavar="K", help="train with the track's first K seeds (default 1)"
     )
     p.add_argument("--json", action="store_true", help="print the record as JSON when done")
@@ -44,7 +48,7 @@ def options_from_args(args: argparse.Namespace):  # -> SubmitOptions
         results=args.results or default_results_url(), leaderboard=args.leaderboard, trainer=args.trainer,
         nproc=args.nproc, launcher=args.launcher, workers=args.workers, device=args.device,
         skip_evaluate=args.skip_evaluate, replicates=args.replicates, slurm_submit=not args.no_sbatch,
-        slurm_wait=args.wait,
+        slurm_wait=args.wait, checkpoint_scores=args.checkpoint_scores,
     )  # fmt: skip
 
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness.analysis.stats import BOOTSTRAP_SEED
 from harness.evaluate.aggregate import Aggregate, compute_aggregates
+from harness.evaluate.choices import choices_of
+from harness.evaluate.continuous import Choices, best_per_token, block_of, task_metrics
 from harness.evaluate.data import suite_data_root
 from harness.evaluate.suites import Suite, SuiteTask, get_suite
 
@@ -48,6 +50,10 @@ class TaskResult:
     # Per-example outcomes of the scored metric, per subtask (harness.analysis.stats), and the bootstrap interval.
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
     interval: dict[str, Any] | None = None
+    # Every choice's log-probability and lengths per subtask (harness.evaluate.continuous's block format), and the
+    # task's continuous metrics derived from them; empty for generation and perplexity tasks.
+    choices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    continuous: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "name"}
@@ -245,6 +251,7 @@ def _evaluate_task(lm: Any, task: SuiteTask, built: list[Any], limit: int | None
     stderr: dict[str, float] = {}
     chances: list[float] = []
     examples: dict[str, dict[str, Any]] = {}
+    choices: dict[str, dict[str, Any]] = {}
     n_samples = 0
     for b in built:
         with contextlib.redirect_stdout(io.StringIO()):  # lm-eval prints "bootstrapping for stddev" lines
@@ -253,8 +260,11 @@ def _evaluate_task(lm: Any, task: SuiteTask, built: list[Any], limit: int | None
         raw = out["results"][b.name]
         samples = out["samples"][b.name]
         sub_metrics, sub_stderr = _split_metrics(raw)
+        scored = choices_of(lm, b.task, samples)
+        if scored is not None:
+            choices[b.subtask or task.name] = block_of(scored)
         if task.metric == "acc_per_token" and not task.icl:  # DCLM's tasks score per token themselves
-            hits = _per_token_hits(lm, b.task, samples)
+            hits = _per_token_hits(scored or [])
             sub_metrics["acc_per_token"], sub_stderr["acc_per_token"] = _mean_and_stderr(hits)
             examples[b.subtask or task.name] = {"kind": "mean", "values": hits}
         else:
@@ -273,6 +283,8 @@ def _evaluate_task(lm: Any, task: SuiteTask, built: list[Any], limit: int | None
         data={(b.subtask or task.name): b.data.to_dict() for b in built},
         chance=sum(chances) / len(chances) if chances else None,
         subtasks=per_sub if task.subtasks or len(built) > 1 else {}, examples=examples,
+        choices=choices if len(choices) == len(built) else {},
+        continuous=task_metrics(choices) if len(choices) == len(built) else {},
     )  # fmt: skip
 
 
@@ -300,31 +312,10 @@ def _split_metrics(raw: dict[str, Any]) -> tuple[dict[str, float], dict[str, flo
     return metrics, stderr
 
 
-def continuation_tokens(lm: Any, context: str, continuation: str) -> int:
-    """How many tokens the model scores for `continuation` (TemplateLM's own encoding of the pair)."""
-    if context == "":
-        return max(1, len(lm.tok_encode(continuation)))
-    return max(1, len(lm._encode_pair(context, continuation)[1]))
-
-
-def _gold_index(task: Any, doc: dict[str, Any]) -> int:
-    """The correct choice's index, as lm-eval resolves it (a target may be the choice's text)."""
-    gold = task.doc_to_target(doc)
-    gold = gold[0] if isinstance(gold, list) else gold
-    return task.doc_to_choice(doc).index(gold) if isinstance(gold, str) else int(gold)
-
-
-def _per_token_hits(lm: Any, task: Any, samples: list[dict[str, Any]]) -> list[float]:
+def _per_token_hits(choices: list[Choices]) -> list[float]:
     """DCLM's multiple-choice accuracy per example: the choice with the highest log-likelihood per continuation
     token is right (1.0) or not (0.0)."""
-    hits = []
-    for s in samples:
-        lls = [resp[0][0] for resp in s["resps"]]
-        lengths = [continuation_tokens(lm, *args) for args in s["arguments"]]
-        scores = [ll / n for ll, n in zip(lls, lengths, strict=True)]
-        best = max(range(len(scores)), key=scores.__getitem__)
-        hits.append(float(best == _gold_index(task, s["doc"])))
-    return hits
+    return [float(best_per_token(c) == c.gold) for c in choices]
 
 
 def _mean_and_stderr(hits: list[float]) -> tuple[float, float]:

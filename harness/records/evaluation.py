@@ -22,6 +22,8 @@ MAX_TASKS = 256
 MAX_METRICS = 64
 #: Most replicates (seeds) of one entry.
 MAX_REPLICATES = 64
+#: Most checkpoints a replicate run's score trajectory holds (DCLM's tracks save 5).
+MAX_CHECKPOINT_SCORES = 64
 
 
 def check_count(where: str, items: Any, limit: int) -> None:
@@ -31,7 +33,9 @@ def check_count(where: str, items: Any, limit: int) -> None:
 
 
 def _check_numbers(where: str, mapping: dict[str, Any]) -> None:
-    check_count(where, mapping, MAX_METRICS if where in ("metrics", "stderr", "heldout_lm") else MAX_TASKS)
+    check_count(
+        where, mapping, MAX_METRICS if where in ("metrics", "stderr", "heldout_lm", "continuous") else MAX_TASKS
+    )
     for key, value in mapping.items():
         if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"'{where}.{key}' must be a number, got {value!r}")
@@ -53,10 +57,18 @@ class TaskResult:
     metrics: dict[str, float] = doc("Every raw metric of the task.", default_factory=dict)
     stderr: dict[str, float] = doc("Standard errors of the raw metrics.", default_factory=dict)
     data_hash: str = doc("Revision or file hash of the task's data.", default="")
+    continuous: dict[str, float] = doc(
+        "Continuous metrics from every choice's log-probability (harness.evaluate.continuous: correct_prob, "
+        "norm_correct_prob, margin, total_prob, their per-token and per-character variants, bits_per_byte of the "
+        "gold continuation), means over examples; empty for generation and perplexity tasks and in records made "
+        "before schema 3.",
+        default_factory=dict,
+    )
 
     def __post_init__(self) -> None:
         _check_numbers("metrics", self.metrics)
         _check_numbers("stderr", self.stderr)
+        _check_numbers("continuous", self.continuous)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,12 +137,61 @@ class ReplicateRun:
         default_factory=dict,
     )
 
+    continuous: dict[str, dict[str, float]] = doc(
+        "This replicate's continuous metrics by task (as `TaskResult.continuous`; empty before schema 3).",
+        default_factory=dict,
+    )
+    # Typed Any and checked in __post_init__, as Training.curve is (from_dict would walk every number).
+    trajectory: Any = doc(
+        "Scores of every saved checkpoint (`harness submit --checkpoint-scores`): {steps: [...], tasks: {task: "
+        "{metric: [one value per step]}}, aggregates: {name: [...]}}, the final checkpoint last; empty when not "
+        "scored (schema 3).",
+        default_factory=dict,
+    )
+
     def __post_init__(self) -> None:
         _check_numbers("tasks", self.tasks)
         _check_numbers("heldout_lm", self.heldout_lm)
+        check_count("continuous", self.continuous, MAX_TASKS)
+        for task, values in self.continuous.items():
+            if not isinstance(values, dict):
+                raise ValueError(f"'continuous.{task}' must map metric names to numbers, got {values!r}")
+            _check_numbers("continuous", values)
+        _check_trajectory(self.trajectory)
         check_count("aggregates", self.aggregates, MAX_AGGREGATES)
         _check_numbers("aggregates", {k: v for k, v in self.aggregates.items() if v is not None})
         check_count("examples", self.examples, MAX_TASKS)
+
+
+def _check_series(where: str, series: Any, n: int) -> None:
+    if not isinstance(series, list) or len(series) != n:
+        raise ValueError(f"'{where}' must be a list of {n} numbers, one per step")
+    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in series):
+        raise ValueError(f"'{where}' must hold numbers only")
+
+
+def _check_trajectory(trajectory: Any) -> None:
+    """A replicate run's checkpoint scores: bounded in steps, tasks, metrics and aggregates, one value per step."""
+    if not isinstance(trajectory, dict) or set(trajectory) - {"steps", "tasks", "aggregates"}:
+        raise ValueError("'trajectory' must be {} or an object of steps, tasks and aggregates")
+    if not trajectory:
+        return
+    steps, tasks, aggregates = trajectory.get("steps"), trajectory.get("tasks", {}), trajectory.get("aggregates", {})
+    if not isinstance(steps, list) or not steps or any(isinstance(s, bool) or not isinstance(s, int) for s in steps):
+        raise ValueError("'trajectory.steps' must be a non-empty list of integer steps")
+    check_count("trajectory.steps", steps, MAX_CHECKPOINT_SCORES)
+    if not isinstance(tasks, dict) or not isinstance(aggregates, dict):
+        raise ValueError("'trajectory.tasks' and 'trajectory.aggregates' must be objects")
+    check_count("trajectory.tasks", tasks, MAX_TASKS)
+    check_count("trajectory.aggregates", aggregates, MAX_AGGREGATES)
+    for task, metrics in tasks.items():
+        if not isinstance(metrics, dict):
+            raise ValueError(f"'trajectory.tasks.{task}' must map metric names to lists of numbers")
+        check_count(f"trajectory.tasks.{task}", metrics, MAX_METRICS)
+        for metric, series in metrics.items():
+            _check_series(f"trajectory.tasks.{task}.{metric}", series, len(steps))
+    for name, series in aggregates.items():
+        _check_series(f"trajectory.aggregates.{name}", series, len(steps))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,9 +25,10 @@ from harness.fields import MAX_INT, data_problem, submission_problems
 from harness.records.evaluation import Aggregate, Contamination, Evaluation, Replicates, TaskResult
 
 #: The record format this harness writes. Bump it on any change; older versions it still reads are listed below.
-SCHEMA_VERSION = 2
-#: Versions this harness reads: 2 added `replicates` and `contamination` (both optional), so 1 is a subset of it.
-READABLE_SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+#: Versions this harness reads: 2 added `replicates` and `contamination` (both optional), 3 the tasks' and
+#: replicate runs' `continuous` metrics (optional), so each is a subset of the next.
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 
 #: Training curves are downsampled to at most this many points so the record stays small.
 MAX_CURVE_POINTS = 200

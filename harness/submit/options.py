@@ -44,6 +44,9 @@ class SubmitOptions:
     workers: int = doc("Processes for tokenization.", default=1)
     device: str | None = doc("Training/evaluation device (default: cuda when available, else cpu).", default=None)
     skip_evaluate: bool = doc("Stop after training (no evaluation and no record).", default=False)
+    checkpoint_scores: bool = doc(
+        "Also evaluate every earlier saved checkpoint; the record keeps each run's score trajectory.", default=False
+    )
     replicates: int = doc("Train with the track's first K seeds; the record keeps each and their spread.", default=1)
     seeds: tuple[int, ...] = doc(
         "Replicate seeds in order, the track's official seed first (sweeps pass their seed factor); default: the "

@@ -122,6 +122,10 @@ def _scale(base_scale: tuple[str, float]) -> dict[str, Any]:
     return {"base": base, "scale": scale}
 
 
+def _finite_values(values: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in values.items() if isinstance(v, int | float) and v == v and abs(v) != float("inf")}
+
+
 def evaluation_for_record(evaluation: dict[str, Any]) -> dict[str, Any]:
     """The record's `evaluation` block from an eval.json (harness.evaluate.run.EvalResult.to_json()).
 
@@ -150,6 +154,7 @@ def evaluation_for_record(evaluation: dict[str, Any]) -> dict[str, Any]:
             "metrics": {k: v for k, v in t["metrics"].items() if isinstance(v, int | float) and v == v},
             "stderr": {k: v for k, v in t["stderr"].items() if isinstance(v, int | float) and v == v},
             "data_hash": digest(t["data"]),
+            "continuous": _finite_values(t.get("continuous") or {}),
         }
     descriptions = {spec.name: spec.description for spec in suite.aggregates}
     aggregates = {}

@@ -68,6 +68,7 @@ def replicates_block(sub: Submission, seeds: tuple[int, ...]) -> dict[str, Any]:
     """The record's `replicates` block from the k replicates' eval.json and training results."""
     from harness.analysis.stats import bootstrap_intervals, mean_over_replicates, pack_examples, spread
     from harness.evaluate.suites import get_suite
+    from harness.submit.checkpoint_scores import trajectory
 
     k = len(seeds)
     runs, evals = [], []
@@ -83,6 +84,11 @@ def replicates_block(sub: Submission, seeds: tuple[int, ...]) -> dict[str, Any]:
             "aggregates": {a: v["value"] for a, v in evaluation["aggregates"].items()},
             "examples": {t: pack_examples(v.get("examples") or {}) for t, v in evaluation["tasks"].items()},
             "heldout_lm": {m: v for m, v in (evaluation.get("heldout_lm") or {}).items() if _finite(v)},
+            "trajectory": trajectory(folder / "evaluate", train["steps"]),
+            "continuous": {
+                t: {m: x for m, x in v["continuous"].items() if _finite(x)}
+                for t, v in evaluation["tasks"].items() if v.get("continuous")
+            },
         })  # fmt: skip
     # Evaluation-example variance of the replicate mean: bootstrap over the examples' replicate-mean outcomes.
     tasks = [t for t, v in evals[0]["tasks"].items() if all(e["tasks"].get(t, {}).get("examples") for e in evals)]

@@ -237,6 +237,14 @@ def stage_evaluate(sub: Submission, progress: Progress | None) -> dict[str, Any]
             progress=progress,
         )  # fmt: skip
         result.write(stage_dir / "eval.json")
-        return {"eval": "eval.json"}
+        if not sub.options.checkpoint_scores:
+            return {"eval": "eval.json"}
+        from harness.submit.checkpoint_scores import FOLDER, score_checkpoints
 
-    return run_stage(sub, "evaluate", {"track": sub.track.sha256, "suite": sub.track.suite}, work)
+        score_checkpoints(sub.stage_dir("train"), stage_dir, sub.track, sub.options.device, progress)
+        return {"eval": "eval.json", "checkpoints": FOLDER}
+
+    inputs: dict[str, Any] = {"track": sub.track.sha256, "suite": sub.track.suite}
+    if sub.options.checkpoint_scores:  # absent otherwise, so earlier runs' markers stay valid
+        inputs["checkpoint_scores"] = True
+    return run_stage(sub, "evaluate", inputs, work)
