@@ -135,6 +135,13 @@ def job_states(job_id: str) -> list[tuple[str, str]]:
     return [tuple(line.split("|", 1)) for line in proc.stdout.splitlines() if "|" in line]  # type: ignore[misc]
 
 
+def cancel(job_ids: Sequence[str]) -> None:
+    """scancel the jobs (one clear message when the controller does not answer)."""
+    proc = _call([_client("scancel"), *job_ids])
+    if proc.returncode != 0 and any(s in proc.stderr for s in _UNREACHABLE):
+        raise _unreachable("scancel", _message(proc.stderr))
+
+
 def read_job(folder: Path) -> SlurmJob | None:
     try:
         return SlurmJob(**json.loads((folder / JOB_FILE).read_text()))
