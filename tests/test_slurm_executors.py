@@ -159,6 +159,13 @@ def test_a_refused_job_or_a_controller_that_is_down_is_one_message(slurm: SlurmC
     assert code == 1 and "the Slurm controller is not answering" in err and "Traceback" not in err, err
 
 
+def test_no_sbatch_on_path_is_one_clear_message(tmp_path, monkeypatch) -> None:
+    inputs = _write_inputs(tmp_path / "in", _documents())
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(HarnessError, match=r"`sbatch` is not on PATH.*use --executor local or ray"):
+        _staged(inputs, tmp_path / "o", ExecutorOptions("slurm", 1), [])
+
+
 @pytest.mark.slow
 def test_score_on_slurm_writes_the_local_files(slurm: SlurmCluster, tmp_path, capsys) -> None:
     source = tmp_path / "docs"

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -69,6 +70,11 @@ def run_chain(
     or running (`notify` was told which and how to follow them). With `follow`, waits for the jobs instead, and
     raises `failure(stage, why)` when they ended with tasks unfinished. `before_submit` runs before a new chain is
     submitted (the caller clears what the last chain's failed tasks left)."""
+    missing = [name for name in ("sbatch", "squeue", "scancel") if shutil.which(name) is None]
+    if missing:
+        raise HarnessError(f"`{missing[0]}` is not on PATH, so nothing can be handed to Slurm: run this on a machine "
+                           "with Slurm's client commands (Debian: apt-get install slurm-client) that can reach the "
+                           "cluster (SLURM_CONF), or use --executor local or ray")  # fmt: skip
     chain, earlier = read_chain(folder), ""
     if chain:
         states = _states(chain)
