@@ -4,8 +4,10 @@ The work is datatrove pipelines: a reader step (`ShardReader`, task r reads inpu
 (`ScoreWriter`) that runs every scorer on batches of documents and streams the rows to `part-<r>.parquet`
 (written to a temporary name, renamed when the shard is done). Scorers with a whole-pool stage (dedup) run
 their stages first. Each stage is a datatrove executor (local: `LocalPipelineExecutor` with tasks and workers;
-`slurm`, `ray`) whose completion markers (`_logs/<stage>/completions/`) make a killed run resume per shard.
-Task r's output depends only on shard r, so any number of workers writes the same files.
+`ray`; `slurm`: a job array, harness.scores.slurm) whose completion markers (`_logs/<stage>/completions/`) make a
+killed run resume per shard. Local and Ray run the stages one after the other and a failed one stops the run with
+one message; Slurm gets them as a chain of dependent jobs (recorded in `_logs/slurm-jobs.json`). Task r's output
+depends only on shard r, so any number of workers writes the same files.
 
 Output folder:
 - `part-NNNNN.parquet`: column `id` (the pool's document id, 32 hex), then each scorer's columns in the order of
@@ -203,22 +205,22 @@ def make_executor(
     pipeline: list[Any],
     tasks: int,
     logs: Path | str,
-    depends: Any = None,
     name: str = "harness-score",
 ) -> Any:
     """The datatrove executor for one stage (`logs`: its logging folder, a path or fsspec URL; `name`: the Slurm
-    job's). A slurm one is submitted by harness.scores.slurm.run_chain, not by its own `run`."""
+    job's). The caller runs the stages one after the other (no `depends`: it would wait forever for a failed stage);
+    a slurm one is submitted by harness.scores.slurm.run_chain, not by its own `run`."""
     if opts.kind == "local":
         from datatrove.executor import LocalPipelineExecutor
 
         method = "fork" if sys.platform == "linux" else "spawn"  # fork: children inherit our quiet log sink
         return LocalPipelineExecutor(pipeline, tasks=tasks, workers=min(opts.workers, tasks), logging_dir=str(logs),
-                                     depends=depends, start_method=method)  # fmt: skip
+                                     start_method=method)  # fmt: skip
     if opts.kind == "ray":
         from datatrove.executor import RayPipelineExecutor
 
         return RayPipelineExecutor(pipeline, tasks=tasks, workers=min(opts.workers, tasks), logging_dir=str(logs),
-                                   depends=depends, cpus_per_task=opts.cpus_per_task)  # fmt: skip
+                                   cpus_per_task=opts.cpus_per_task)  # fmt: skip
     from datatrove.executor import SlurmPipelineExecutor
 
     return SlurmPipelineExecutor(pipeline, tasks=tasks, time=opts.slurm_time, partition=opts.slurm_partition,
