@@ -143,7 +143,8 @@ def test_a_killed_task_is_one_message_and_the_rerun_resumes(slurm: SlurmCluster,
 
 def test_a_refused_job_or_a_controller_that_is_down_is_one_message(slurm: SlurmCluster, tmp_path, capsys) -> None:
     inputs = _write_inputs(tmp_path / "in", _documents())
-    with pytest.raises(HarnessError, match=r"Slurm refused tokenize\+shuffle .*\(tokenize stage\).*Memory spec"):
+    refused = r"Slurm refused tokenize\+shuffle .*\(tokenize stage\).*Memory spec.*less memory than asked \(--slurm-mem"
+    with pytest.raises(HarnessError, match=refused):
         _staged(inputs, tmp_path / "o", ExecutorOptions("slurm", 1, slurm_mem="64G"), [])
     assert read_chain(tmp_path / "o" / "_work") == [] and not slurm.active_jobs()
     down = tmp_path / "down.conf"

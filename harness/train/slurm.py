@@ -41,6 +41,7 @@ _UNREACHABLE = ("Unable to contact slurm controller", "Could not establish a con
 
 #: sbatch's refusals and what to change (matched on its message).
 _REFUSALS = {
+    "Memory specification": "the nodes have less memory than asked (--slurm-mem, sbatch's --mem)",
     "gres": "the script asks for GPUs (--nproc per node); on a cluster without GPUs pass --device cpu",
     "node configuration is not available": "the cluster has no nodes that match (fewer nodes or CPUs than asked)",
     "Node count specification invalid": "the partition has fewer nodes than --nodes asks for",
