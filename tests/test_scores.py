@@ -282,6 +282,39 @@ def test_ray_executor_writes_the_same_files(slice_dir: Path, tmp_path: Path, ray
     assert _parts(tmp_path / "ray") == _parts(tmp_path / "local") and len(_parts(tmp_path / "ray")) == SHARDS
 
 
+def _bad_line_source(root: Path) -> Path:
+    """Three small JSONL shards; shard 1's sixth line has no text."""
+    root.mkdir()
+    for s in range(3):
+        lines = [json.dumps({"id": f"{s}-{i}", "text": f"Doc {i} of shard {s}. " * (1 + i % 4)}) for i in range(40)]
+        if s == 1:
+            lines.insert(5, json.dumps({"id": "x", "txt": "no text"}))
+        (root / f"part-{s}.jsonl.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
+    return root
+
+
+def test_a_failed_earlier_stage_is_one_message_naming_it(tmp_path: Path) -> None:
+    """dedup's first stage fails on a bad line: the run stops there with the stage, the cause and its logs (datatrove's
+    `depends` would have run the next stages or waited for the failed one)."""
+    source, out = _bad_line_source(tmp_path / "src"), tmp_path / "o"
+    message = (r"scoring stopped in its minhash-signatures stage: .*part-1\.jsonl\.gz:6: not a document line.*"
+               r"Task logs are in .*_logs/minhash-signatures/logs.*re-run the same command")  # fmt: skip
+    with pytest.raises(HarnessError, match=message):
+        score(str(source), [make_scorer("dedup")], out, executor=ExecutorOptions(workers=2))
+    assert not (out / "_logs" / "minhash-buckets").exists() and not (out / "manifest.json").exists()
+
+
+@pytest.mark.slow
+def test_a_failed_earlier_stage_on_ray_is_one_message(tmp_path: Path, ray_cluster: str) -> None:
+    """Ray's executor logs a failed task and returns: the next stage used to wait for it forever."""
+    from harness.scores.run import connect_ray
+
+    connect_ray(ray_cluster)
+    source = _bad_line_source(tmp_path / "src")
+    with pytest.raises(HarnessError, match=r"its minhash-signatures stage: 1 of its 3 tasks did not finish"):
+        score(str(source), [make_scorer("dedup")], tmp_path / "o", executor=ExecutorOptions("ray", 2))
+
+
 def test_command_options() -> None:
     from cli_helpers import command_options, subcommands
 

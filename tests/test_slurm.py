@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (the `slurm` fixture)
+from slurm_cluster import SlurmCluster  # the `slurm` fixture comes from conftest.py
 
 from harness.cli import main
 

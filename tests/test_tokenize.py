@@ -281,5 +281,5 @@ def test_tokenize_command_on_a_validated_subset(tmp_path, monkeypatch, capsys) -
 def test_tokenize_cli_options() -> None:
     assert command_options("tokenize") == {
         "subset", "--track", "--out", "--workers", "--executor", "--ray-address", "--slurm-partition", "--slurm-time",
-        "--cpus-per-task",
+        "--slurm-mem", "--cpus-per-task", "--wait",
     }  # fmt: skip

@@ -3,13 +3,14 @@
 `FaultStep` is harness.data.staged's task step that appends "stage rank" to a record file each time a task runs,
 and injects one fault at one (stage, rank), once (a marker file records that it happened): `kill` ends the task's
 process with SIGKILL as the kernel's OOM killer would; `unreachable` moves the task's input file away first, so the
-task meets a missing input.
+task meets a missing input; `hang` blocks the task (for a test to cancel it mid-stage: the marker says it is there).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,4 +37,6 @@ class FaultStep(StageStep):
             elif self.fault == "unreachable":
                 path = Path(self.job.files[rank][0])
                 path.rename(path.with_name(path.name + ".away"))
+            elif self.fault == "hang":
+                time.sleep(600)
         return super().run(data, rank, world_size)

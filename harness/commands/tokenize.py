@@ -4,14 +4,18 @@ tokenize+shuffle it.
 The subset is validated against the track (an invalid subset stops here, exit 1), materialized (pool text
 resolved, edits applied) into DIR/_input/, and tokenized into open_lm shards in DIR with the track's tokenizer,
 context and seed. `--executor local` (default) is the process pool of harness.data.tokenize; `ray` and `slurm` run
-the same work as datatrove tasks (harness.data.staged) and write the same bytes. Re-running resumes an interrupted
-run; a finished DIR for the same subset answers at once.
+the same work as datatrove tasks (harness.data.staged) and write the same bytes. With `slurm` the stages go to
+Slurm as dependent job arrays (harness.scores.slurm) whose ids are printed and kept: re-running while they are
+queued or running submits nothing, and once they end it writes the manifest and stats (`--wait` follows them and
+finishes). Re-running resumes an interrupted run; a finished DIR for the same subset answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
 from typing import TYPE_CHECKING, Any
+
+from harness.commands.score import add_executor_options
 
 if TYPE_CHECKING:
     from harness.tracks import Track
@@ -24,13 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder for shards, manifest.jsonl and stats.json")
     p.add_argument("--workers", type=int, default=1, help="processes (local) or tasks at once (ray, slurm); default 1")
     p.add_argument("--executor", default="local", help="local (default: a process pool), ray or slurm")
-    c = p.add_argument_group("cluster executors")
-    c.add_argument(
-        "--ray-address", default="", help="ray: the cluster's HOST:PORT (default: RAY_ADDRESS, else this machine's)"
-    )
-    c.add_argument("--slurm-partition", default="", help="slurm: partition to submit to")
-    c.add_argument("--slurm-time", default="04:00:00", help="slurm: time limit per task")
-    c.add_argument("--cpus-per-task", type=int, default=1, help="slurm/ray: CPUs per task")
+    add_executor_options(p)
     p.set_defaults(run=run)
 
 
@@ -57,25 +55,24 @@ def _finished(out: str, subset_hash: str, track: Track) -> dict[str, Any] | None
 
 def run(args: argparse.Namespace) -> int:
     import shutil
+    import sys
     from pathlib import Path
 
     from rich.console import Console
 
+    from harness.commands.score import executor_options
     from harness.data.tokenize import tokenize_for_track
     from harness.display.progress import make_progress
     from harness.display.validation import render_report
     from harness.errors import HarnessError, UsageError
-    from harness.scores.run import ExecutorOptions, connect_ray
     from harness.submit.materialize import materialize_subset
     from harness.submit.validate import validate_subset
     from harness.tracks import get_track
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
-    executor = ExecutorOptions(args.executor, args.workers, args.slurm_partition, args.slurm_time, args.cpus_per_task)
-    if executor.kind == "ray":
-        connect_ray(args.ray_address)
-    console = Console(stderr=True)
+    executor = executor_options(args)
+    console = Console(file=sys.stderr)  # a fixed stream: datatrove's task logs are silenced while it runs
     track = get_track(args.track)
     with make_progress(console, transient=True) as progress:
         report = validate_subset(track, args.subset, progress=progress)
@@ -87,14 +84,15 @@ def run(args: argparse.Namespace) -> int:
         if stats is None:
             staging = Path(args.out) / "_input"
             files = materialize_subset(report, track, staging, progress=progress)
+
+            def notify(line: str) -> None:  # the slurm jobs' ids and states
+                progress.console.print(line, markup=False, highlight=False)
+
             result = tokenize_for_track(
                 track, [str(f) for f in files], args.out, workers=args.workers, progress=progress,
-                subset_hash=report.subset_hash, executor=executor,
+                subset_hash=report.subset_hash, executor=executor, notify=notify,
             )  # fmt: skip
-            if result is None:  # slurm: the jobs were submitted
-                progress.stop()
-                Console().print(f"submitted to slurm; logs in {args.out}/_work/_logs. Re-run the same command when "
-                                "the jobs end to write the manifest.")  # fmt: skip
+            if result is None:  # slurm: the jobs are queued or running (notify said which)
                 return 0
             stats = result.to_dict()
             shutil.rmtree(staging, ignore_errors=True)  # a copy of the subset's text: the shards now hold it

@@ -1,8 +1,10 @@
 """The driver of tokenize + shuffle on datatrove's executors (harness.data.staged holds the stages and their tasks).
 
 Local and Ray run the stages one after the other and check each before the next, so a failed task stops the run
-with its message; Slurm submits the five stages as dependent jobs and returns (re-run the same call once they
-end: it finds them complete and writes the manifest and stats). Any finished task is kept across runs.
+with its message. Slurm gets the five stages as a chain of dependent job arrays (harness.scores.slurm, recorded in
+`<work>/slurm-jobs.json`) and the call returns; re-running it while they are queued or running submits nothing, and
+once they end it writes the manifest and stats (`wait`: the call follows them and finishes). Any finished task is
+kept across runs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import math
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.data import DEFAULT_SHARD_SEQUENCES, FORMAT_VERSION
@@ -21,6 +23,8 @@ from harness.data.outputs import (
     TokenizeStats,
     atomic_output,
     existing_stats,
+    is_local,
+    local_path,
     run_fingerprint,
     shard_ranges,
     write_outputs,
@@ -52,10 +56,12 @@ def tokenize_staged(
     progress: Progress | None = None,
     tokenizer_path: str | None = None,
     work_dir: str | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> TokenizeStats | None:
     """harness.data.tokenize.tokenize_shuffle's output (the same bytes) computed by datatrove tasks on `executor`.
 
-    Returns the stats, or None when Slurm jobs were submitted (re-run the same call once they end). `work_dir`: the
+    Returns the stats, or None when Slurm jobs were submitted or are still running (`notify` is told their ids and
+    how to follow them; re-run the same call once they end, or set `executor.wait`). `work_dir`: the
     folder every worker reads and writes (default `<out_dir>/_work`; a shared file system or object store URL when
     the workers are on several machines).
     """
@@ -75,7 +81,11 @@ def tokenize_staged(
     if done is not None:
         return done
     work = (work_dir or f"{out_dir.rstrip('/')}/_work").rstrip("/")
-    gather = _claim_work(work, fingerprint, _gather_tasks(files, context, executor.workers, staged.BUCKET_BYTES))
+    if executor.kind == "slurm" and not is_local(work):
+        raise HarnessError(f"--executor slurm keeps its job records and Slurm's logs in the work folder, which must be "
+                           f"a shared file system, not {work}; give a work folder there")  # fmt: skip
+    gather = _claim_work(work, fingerprint, _gather_tasks(files, context, executor.workers, staged.BUCKET_BYTES),
+                         executor.kind)  # fmt: skip
     job = StagedJob(
         files=tuple((f.url, f.size) for f in files), work=work, out=out_dir,
         tokenizer_json=resolve_tokenizer_file(tokenizer_spec, path=tokenizer_path).read_text(encoding="utf-8"),
@@ -83,7 +93,7 @@ def tokenize_staged(
         shard_sequences=shard_sequences, merge_rest=merge_rest, gather=gather, batch_bytes=staged.BATCH_BYTES,
         run_bytes=staged.RUN_BYTES, bucket_bytes=staged.BUCKET_BYTES, chunk_rows=staged.CHUNK_ROWS,
     )  # fmt: skip
-    if not _run_stages(job, executor, progress):
+    if not _run_stages(job, executor, progress, notify or (lambda _m: None)):
         return None
     plan = read_plan(job)
     ranges = shard_ranges(plan["sequences"], shard_sequences, merge_rest)
@@ -112,19 +122,39 @@ def _gather_tasks(files: Sequence[Any], context: int, workers: int, bucket_bytes
     return max(workers, min(MAX_GATHER, math.ceil(text / 3 * 4 / bucket_bytes)), 1)
 
 
-def _claim_work(work: str, fingerprint: str, gather: int) -> int:
-    """The work folder's task layout; one left by other inputs or settings is emptied first (nothing is reusable)."""
+def _claim_work(work: str, fingerprint: str, gather: int, kind: str) -> int:
+    """The work folder's task layout; one left by other inputs or settings is emptied first (nothing is reusable),
+    unless Slurm jobs still work in it."""
     params = f"{work}/params.json"
+    busy = _slurm_jobs_in(work)
     if exists(params):
         saved = json.loads(_cat(params))
         if saved.get("fingerprint") == fingerprint:
-            _remove(f"{work}/errors")
+            if busy and kind != "slurm":
+                raise HarnessError(f"slurm jobs {busy} are still tokenizing into {work}: wait for them to end (or "
+                                   "scancel them), then re-run")  # fmt: skip
+            if kind != "slurm":  # a slurm re-run clears them when it submits, not under running jobs
+                _remove(f"{work}/errors")
             return int(saved["gather"])
+        if busy:
+            raise HarnessError(
+                f"{work} holds the work of another tokenize run (other inputs or settings) that slurm "
+                f"jobs {busy} are still doing: wait for them or scancel them, or give another --out"
+            )
         _remove(work)
     _makedirs(work)
     with atomic_output(params) as fh:
         fh.write(json.dumps({"fingerprint": fingerprint, "gather": gather}).encode())
     return gather
+
+
+def _slurm_jobs_in(work: str) -> str | None:
+    """The ids of slurm jobs (of `--executor slurm`) still queued or running in the work folder."""
+    from harness.scores.slurm import CHAIN_FILE, chain_running
+
+    if not is_local(work) or not local_path(work).joinpath(CHAIN_FILE).is_file():
+        return None
+    return chain_running(local_path(work))
 
 
 def _makedirs(url: str) -> None:
@@ -150,47 +180,51 @@ def _remove(url: str) -> None:
         fs.rm(path, recursive=True)
 
 
-def _run_stages(job: StagedJob, executor: ExecutorOptions, progress: Progress | None) -> bool:
-    """Run (or submit) every stage; True when all are complete."""
+def _run_stages(
+    job: StagedJob, executor: ExecutorOptions, progress: Progress | None, notify: Callable[[str], None]
+) -> bool:
+    """Run (or hand to Slurm) every stage; True when all are complete."""
     from harness.data.staged_ray import ray_executor
     from harness.scores.run import make_executor
 
     for sub in ("ids", "runs", "sorted", "done", "errors"):
         _makedirs(job.url(sub))
     stages = [(name, job.tasks(kind)) for name, kind in STAGES]
-    executors: list[Any] = []
     with _quiet_logs(), _watch(job, stages, progress):
-        for name, tasks in stages:
-            depends = executors[-1] if executor.kind == "slurm" and executors else None
+        if executor.kind == "slurm":
+            from harness.scores.slurm import run_chain
+
+            chain = [(name, make_executor(executor, [StageStep(name, job)], tasks, job.url("_logs", name),
+                                          name=f"harness-tokenize-{name}")) for name, tasks in stages]  # fmt: skip
+            return run_chain(
+                chain, local_path(job.work), what=f"tokenize+shuffle into {job.out}", follow=executor.wait, notify=notify,
+                failure=lambda stage, why: _failure(job, stage, dict(chain)[stage], job.tasks(dict(STAGES)[stage]), why),
+                before_submit=lambda: (_remove(job.url("errors")), _makedirs(job.url("errors"))),
+            )  # fmt: skip
+        for name, tasks in stages:  # one after the other, each checked before the next
             step, logs = StageStep(name, job), job.url("_logs", name)
             if executor.kind == "ray":  # a killed task fails instead of hanging (harness.data.staged_ray)
                 ex = ray_executor([step], tasks, executor.workers, logs, executor.cpus_per_task)
             else:
-                ex = make_executor(executor, [step], tasks, logs, depends=depends, name=f"harness-tokenize-{name}")
-            executors.append(ex)
-            if executor.kind == "slurm":
-                continue
+                ex = make_executor(executor, [step], tasks, logs, name=f"harness-tokenize-{name}")
             try:
                 ex.run()
             except Exception as exc:  # a task failed: its message is in the errors folder (the first one is shown)
                 raise _failure(job, name, ex, tasks) from exc
             if ex.get_incomplete_ranks(range(tasks)):
                 raise _failure(job, name, ex, tasks)
-        if executor.kind != "slurm":
-            return True
-        if all(not ex.get_incomplete_ranks(range(tasks)) for ex, (_, tasks) in zip(executors, stages, strict=True)):
-            return True
-        executors[-1].run()  # submits the chain: each stage's job waits for the one before
-    return False
+    return True
 
 
-def _failure(job: StagedJob, stage: str, ex: Any, tasks: int) -> HarnessError:
+def _failure(job: StagedJob, stage: str, ex: Any, tasks: int, slurm: str = "") -> HarnessError:
+    """The stage's first task error (`<work>/errors/`), else how its worker or (`slurm`) its job ended."""
     import fsspec
 
     incomplete = ex.get_incomplete_ranks(range(tasks))
     fs, path = fsspec.core.url_to_fs(job.url("errors"))
     found = sorted(fs.glob(f"{path}/{stage}-*.txt")) if fs.exists(path) else []
-    reason = fs.cat_file(found[0]).decode() if found else "its worker process died (killed, or out of memory?)"
+    died = slurm or "its worker process died (killed, or out of memory?)"
+    reason = fs.cat_file(found[0]).decode() + (f" ({slurm})" if slurm else "") if found else died
     return HarnessError(
         f"tokenize stopped in its {stage} stage ({len(incomplete)} of {tasks} tasks unfinished): {reason}. Finished "
         f"tasks are kept (task logs: {job.url('_logs', stage, 'logs')}): fix the cause and re-run the same command "

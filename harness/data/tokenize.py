@@ -33,7 +33,7 @@ import hashlib
 import json
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -186,12 +186,14 @@ def tokenize_for_track(
     tokenizer_path: str | None = None,
     work_dir: str | None = None,
     executor: ExecutorOptions | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> TokenizeStats | None:
     """`tokenize_shuffle` with the track's tokenizer, context and seed (the recipe's seed orders the data), in shards
     sized for open_lm's loader (harness.data.shard_plan: DCLM's 8192 sequences on the DCLM tracks).
 
     `executor` ray or slurm: the same bytes from datatrove tasks (harness.data.staged_run.tokenize_staged; None when
-    Slurm jobs were submitted); None or local: the process pool with `workers` processes."""
+    Slurm jobs were submitted or still run: `notify` is told which); None or local: the process pool with `workers`
+    processes."""
     from harness.data.shard_plan import merges_rest, shard_sequences_for
 
     common = dict(
@@ -202,5 +204,5 @@ def tokenize_for_track(
     if executor is not None and executor.kind != "local":
         from harness.data.staged_run import tokenize_staged
 
-        return tokenize_staged(inputs, out_dir, executor=executor, **common)  # type: ignore[arg-type]
+        return tokenize_staged(inputs, out_dir, executor=executor, notify=notify, **common)  # type: ignore[arg-type]
     return tokenize_shuffle(inputs, out_dir, workers=workers, **common)  # type: ignore[arg-type]

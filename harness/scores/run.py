@@ -4,8 +4,10 @@ The work is datatrove pipelines: a reader step (`ShardReader`, task r reads inpu
 (`ScoreWriter`) that runs every scorer on batches of documents and streams the rows to `part-<r>.parquet`
 (written to a temporary name, renamed when the shard is done). Scorers with a whole-pool stage (dedup) run
 their stages first. Each stage is a datatrove executor (local: `LocalPipelineExecutor` with tasks and workers;
-`slurm`, `ray`) whose completion markers (`_logs/<stage>/completions/`) make a killed run resume per shard.
-Task r's output depends only on shard r, so any number of workers writes the same files.
+`ray`; `slurm`: a job array, harness.scores.slurm) whose completion markers (`_logs/<stage>/completions/`) make a
+killed run resume per shard. Local and Ray run the stages one after the other and a failed one stops the run with
+one message; Slurm gets them as a chain of dependent jobs (recorded in `_logs/slurm-jobs.json`). Task r's output
+depends only on shard r, so any number of workers writes the same files.
 
 Output folder:
 - `part-NNNNN.parquet`: column `id` (the pool's document id, 32 hex), then each scorer's columns in the order of
@@ -24,11 +26,12 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.config import doc
 from harness.errors import HarnessError, UsageError
 from harness.io.files import file_sha256, write_text_atomic
 from harness.scores.base import Scorer
@@ -177,11 +180,14 @@ def score_schema(scorers: Sequence[Scorer]) -> Any:
 class ExecutorOptions:
     """How datatrove runs the tasks: which executor, how many at once, and the cluster settings."""
 
-    kind: str = "local"
-    workers: int = 1
-    slurm_partition: str = ""
-    slurm_time: str = "04:00:00"
-    cpus_per_task: int = 1
+    kind: str = doc("local (a process pool here), ray (a running Ray cluster) or slurm (job arrays).", default="local")
+    workers: int = doc("Tasks run at once (slurm: per stage's job array).", default=1)
+    slurm_partition: str = doc("slurm: the partition (empty: the cluster's default, or SBATCH_PARTITION).", default="")
+    slurm_time: str = doc("slurm: time limit per array task (empty: the partition's default).", default="")
+    cpus_per_task: int = doc("slurm and ray: CPUs per task.", default=1)
+    slurm_mem: str = doc("slurm: memory per array task, as sbatch's --mem (empty: the cluster's default).", default="")
+    wait: bool = doc("slurm: follow the jobs to their end and finish (else: submit, and re-run once they end).",
+                     default=False)  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.kind not in EXECUTORS:
@@ -190,8 +196,8 @@ class ExecutorOptions:
             raise unknown_name("executor", self.kind, EXECUTORS)
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
-        if self.kind == "slurm" and not self.slurm_partition:
-            raise UsageError("--executor slurm needs --slurm-partition NAME")
+        if self.cpus_per_task < 1:
+            raise UsageError(f"--cpus-per-task must be at least 1, got {self.cpus_per_task}")
 
 
 def make_executor(
@@ -199,26 +205,28 @@ def make_executor(
     pipeline: list[Any],
     tasks: int,
     logs: Path | str,
-    depends: Any = None,
     name: str = "harness-score",
 ) -> Any:
-    """The datatrove executor for one stage (`logs`: its logging folder, a path or fsspec URL; `name`: the Slurm job's)."""
+    """The datatrove executor for one stage (`logs`: its logging folder, a path or fsspec URL; `name`: the Slurm
+    job's). The caller runs the stages one after the other (no `depends`: it would wait forever for a failed stage);
+    a slurm one is submitted by harness.scores.slurm.run_chain, not by its own `run`."""
     if opts.kind == "local":
         from datatrove.executor import LocalPipelineExecutor
 
         method = "fork" if sys.platform == "linux" else "spawn"  # fork: children inherit our quiet log sink
         return LocalPipelineExecutor(pipeline, tasks=tasks, workers=min(opts.workers, tasks), logging_dir=str(logs),
-                                     depends=depends, start_method=method)  # fmt: skip
+                                     start_method=method)  # fmt: skip
     if opts.kind == "ray":
         from datatrove.executor import RayPipelineExecutor
 
         return RayPipelineExecutor(pipeline, tasks=tasks, workers=min(opts.workers, tasks), logging_dir=str(logs),
-                                   depends=depends, cpus_per_task=opts.cpus_per_task)  # fmt: skip
+                                   cpus_per_task=opts.cpus_per_task)  # fmt: skip
     from datatrove.executor import SlurmPipelineExecutor
 
     return SlurmPipelineExecutor(pipeline, tasks=tasks, time=opts.slurm_time, partition=opts.slurm_partition,
-                                 logging_dir=str(logs), depends=depends, cpus_per_task=opts.cpus_per_task,
-                                 job_name=name, venv_path=os.environ.get("VIRTUAL_ENV"))  # fmt: skip
+                                 logging_dir=str(logs), cpus_per_task=opts.cpus_per_task, workers=opts.workers,
+                                 job_name=name, sbatch_args={"mem": opts.slurm_mem} if opts.slurm_mem else None,
+                                 requeue=False, qos="")  # fmt: skip
 
 
 def connect_ray(address: str = "") -> None:
@@ -248,10 +256,13 @@ def score(
     executor: ExecutorOptions = ExecutorOptions(),
     batch_size: int = 512,
     progress: Any = None,
+    notify: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Score every document of `source` with `scorers` into `out`; returns the manifest (also written last).
 
-    Re-running the same command resumes: finished shards are kept. `progress`: None, or a rich Progress.
+    Re-running the same command resumes: finished shards are kept. `progress`: None, or a rich Progress. With the
+    slurm executor the stages are handed to Slurm (harness.scores.slurm; `notify` is told the job ids and states) and
+    {"submitted": True, "logs": ...} comes back, unless `executor.wait` followed them to the end.
     """
     if not scorers:
         raise UsageError("give at least one --scorer")
@@ -269,20 +280,33 @@ def score(
     if executor.kind == "local":
         for scorer in scorers:
             scorer.preload()
-    with _quiet_logs(), _watch(out / "_logs", stages, progress):
-        previous = None
-        for name, pipeline, tasks in stages:
-            previous = make_executor(executor, pipeline, tasks, out / "_logs" / name, depends=previous)
-        try:
-            previous.run()  # runs its dependencies first
-        except Exception as exc:  # a task failed: its log says why; finished shards stay done
-            if isinstance(exc, HarnessError):
-                raise
-            raise HarnessError(f"scoring failed ({type(exc).__name__}: {exc}); task logs are in {out / '_logs'}; "
-                               "fix the cause and re-run the same command to resume") from exc  # fmt: skip
-    if executor.kind == "slurm":
-        return {"submitted": True, "logs": str(out / "_logs")}
+    logs = out / "_logs"
+    with _quiet_logs(), _watch(logs, stages, progress):
+        executors = [(name, make_executor(executor, pipeline, tasks, logs / name, name=f"harness-score-{name}"), tasks)
+                     for name, pipeline, tasks in stages]  # fmt: skip
+        if executor.kind == "slurm":
+            from harness.scores.slurm import run_chain
+
+            done = run_chain([(name, ex) for name, ex, _ in executors], logs, what=f"the scoring into {out}",
+                             follow=executor.wait, notify=notify or (lambda _m: None),
+                             failure=lambda stage, why: _failed(out, stage, why))  # fmt: skip
+            if not done:
+                return {"submitted": True, "logs": str(logs)}
+        for name, ex, tasks in executors if executor.kind != "slurm" else ():
+            # One stage after the other, each checked: datatrove's `depends` would wait for a failed stage forever.
+            try:
+                ex.run()
+            except Exception as exc:  # a task failed: its log says why; finished shards stay done
+                why = str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
+                raise _failed(out, name, why) from exc
+            if left := ex.get_incomplete_ranks(range(tasks)):
+                raise _failed(out, name, f"{len(left)} of its {tasks} tasks did not finish")
     return _write_manifest(out, config, schema, src)
+
+
+def _failed(out: Path, stage: str, why: str) -> HarnessError:
+    return HarnessError(f"scoring stopped in its {stage} stage: {why}. Task logs are in {out / '_logs' / stage / 'logs'}; "
+                        "finished shards are kept: fix the cause and re-run the same command to resume")  # fmt: skip
 
 
 def _claim(out: Path, config: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ _UNREACHABLE = ("Unable to contact slurm controller", "Could not establish a con
 
 #: sbatch's refusals and what to change (matched on its message).
 _REFUSALS = {
+    "Memory specification": "the nodes have less memory than asked (--slurm-mem, sbatch's --mem)",
     "gres": "the script asks for GPUs (--nproc per node); on a cluster without GPUs pass --device cpu",
     "node configuration is not available": "the cluster has no nodes that match (fewer nodes or CPUs than asked)",
     "Node count specification invalid": "the partition has fewer nodes than --nodes asks for",
@@ -133,6 +134,13 @@ def job_states(job_id: str) -> list[tuple[str, str]]:
             raise _unreachable("squeue", _message(proc.stderr))
         raise HarnessError(f"squeue could not say what became of slurm job {job_id}: {_message(proc.stderr)}")
     return [tuple(line.split("|", 1)) for line in proc.stdout.splitlines() if "|" in line]  # type: ignore[misc]
+
+
+def cancel(job_ids: Sequence[str]) -> None:
+    """scancel the jobs (one clear message when the controller does not answer)."""
+    proc = _call([_client("scancel"), *job_ids])
+    if proc.returncode != 0 and any(s in proc.stderr for s in _UNREACHABLE):
+        raise _unreachable("scancel", _message(proc.stderr))
 
 
 def read_job(folder: Path) -> SlurmJob | None:
