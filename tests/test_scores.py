@@ -141,7 +141,10 @@ def test_select_never_goes_past_the_budget(scored: Path, tmp_path: Path, monkeyp
     from harness.scores import select as select_module
 
     track = get_track("debug")
-    small = type("T", (), {"tokens": 5000, "pool": track.pool, "tokenizer": track.tokenizer})()
+    # What select reads of a track, with a budget below the slice; every track it looks up (the pool's own, for its
+    # tokenizer) is this one.
+    fields = {"name": "debug", "tokens": 5000, "pool": track.pool, "tokenizer": track.tokenizer}
+    small = type("T", (), fields)()
     monkeypatch.setattr("harness.tracks.get_track", lambda name: small)
     report = select_module.select([scored], "debug", Selection(by="compression_ratio"), tmp_path / "s.jsonl")
     rows = _rows(scored)
