@@ -181,3 +181,32 @@ def test_computed_after_the_fact_from_records_and_measured_against_the_next_rung
     assert signal.decision_accuracy == 1.0 and signal.pairs == 6 and math.isclose(signal.kendall_tau, 1.0)
     assert main(["transfer", "nano", "micro", "--results", str(results), "--scored-only", "--resamples", "20"]) == 0
     assert "Signal_nano_v1 → Sandbox_v1" in capsys.readouterr().out
+
+
+def test_evaluate_writes_the_aggregate_of_the_tracks_definition(tmp_path: Path, signal_dir: Path) -> None:
+    """`harness evaluate` on a debug checkpoint, with a definition for debug: the aggregate in eval.json is the mean
+    of the tasks' metric, and the suite's aggregates and primary are what they are without it."""
+    from evaluate_fixtures import write_checkpoint, write_eval_folder
+
+    from harness.evaluate.signal import Criteria, Evidence, SignalDefinition
+
+    definition = SignalDefinition(
+        track="debug", version=4, suite="sandbox", suite_version=1, metric="bits_per_byte", higher_is_better=False,
+        tasks=("fact_cloze", "heldout"), criteria=Criteria(min_monotonicity=0.5, min_snr=20, min_chance_margin=3),
+        derived_at="2026-01-01T00:00:00+00:00", harness_version="0",
+        evidence=(Evidence(entry_id="debug-0", sha256="0" * 64, seeds=3),),
+    )  # fmt: skip
+    write_signal(definition, signal_dir / "debug.toml")
+    run, evald = write_checkpoint(tmp_path / "run", "debug"), write_eval_folder(tmp_path / "eval", n=6)
+    assert main(["evaluate", str(run), "--mirror", str(evald), "--out", str(tmp_path / "eval.json")]) == 0
+    data = json.loads((tmp_path / "eval.json").read_text())
+    tasks, aggregates = data["tasks"], data["aggregates"]
+    assert data["primary"] == "Sandbox_v1" and data["primary_value"] == aggregates["Sandbox_v1"]["value"]
+    accs = [tasks[t]["accuracy"] for t in ("fact_cloze", "next_sentence", "last_word")]
+    assert aggregates["Sandbox_v1"]["value"] == pytest.approx(
+        ((accs[0] - 0.25) / 0.75 + (accs[1] - 0.25) / 0.75 + accs[2]) / 3
+    )
+    signal = aggregates["Signal_debug_v4"]
+    want = (tasks["fact_cloze"]["continuous"]["bits_per_byte"] + tasks["heldout"]["accuracy"]) / 2
+    assert signal["value"] == pytest.approx(want) and signal["higher_is_better"] is False
+    assert signal["stamp"] == "signal:debug@4/sandbox@1" and signal["tasks"] == ["fact_cloze", "heldout"]
