@@ -92,7 +92,7 @@ def test_site_shows_transfer_to_the_next_rung_and_marked_pairs(tmp_path: Path) -
     assert "1 of 4 adjacent pairs: order not expected to transfer" in index
     # debug: one seed per entry, so no page and no number, and the reason instead
     assert (
-        "Reliability: not measured: track debug: the seed std needs replicates, and each of the 5 entries has one seed"
+        "Reliability: not measured (each of the 5 entries of track debug has one seed; submit with --replicates 3"
         in index
     )
     html = (tmp_path / "site" / "index.html").read_text()
@@ -143,3 +143,24 @@ def test_records_carrying_a_signal_aggregate_keep_the_primary_ranking(tmp_path: 
         "nano subset 0",
     ]
     assert "Signal_nano_v1" in (tmp_path / "site" / "index.html").read_text()  # a column beside the primary
+
+
+def test_the_page_shows_the_tracks_signal_aggregate_and_how_it_transferred(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import harness.evaluate.signal as signal_mod
+    from harness.cli import main
+
+    monkeypatch.setattr(signal_mod, "signal_dir", lambda: tmp_path / "signal")
+    (tmp_path / "signal").mkdir()
+    results = store(tmp_path / "results", {"nano": 3, "micro": 2})
+    assert main(["reliability", "--track", "nano", "--results", str(results),
+                 "--derive-signal", str(tmp_path / "signal" / "nano.toml")]) == 0  # fmt: skip
+    capsys.readouterr()
+    build_site(_records(results), tmp_path / "site")
+    page = _text(tmp_path / "site" / "reliability" / "nano.html")
+    assert "Signal_nano_v1 (version 1, derived" in page and "the mean bits_per_byte of fact_cloze, heldout" in page
+    assert re.search(r"signal aggregate Signal_nano_v1 on nano predicted micro's in 100% of pairs \[\d+%, 100%\]", page)
+    (tmp_path / "signal" / "nano.toml").write_text("track = 3\n")  # a broken definition: said, the site still builds
+    build_site(_records(results), tmp_path / "site")
+    assert "Reliability: not measured" in _text(tmp_path / "site" / "index.html")
