@@ -15,7 +15,7 @@ TOP_LEVEL = {
 }  # fmt: skip
 #: Rooms allowed past MAX_LINES, each with the reason.
 LARGE = {
-    "leaderboard/build.py": "the site's pages and their shared layout (469 lines)",
+    "leaderboard/build.py": "the site's pages and their shared layout (473 lines)",
 }
 MAX_LINES = 450
 

@@ -201,7 +201,9 @@ def test_reliability_and_transfer_commands(tmp_path: Path, capsys: pytest.Captur
 def test_command_options_pinned() -> None:
     from cli_helpers import command_options
 
-    assert command_options("reliability") == {"records", "--track", "--results", "--k", "--scored-only", "--json"}
+    assert command_options("reliability") == {
+        "records", "--track", "--results", "--k", "--scored-only", "--json", "--derive-signal"
+    }  # fmt: skip
     assert command_options("transfer") == {
         "small", "target", "--results", "--shared-only", "--resamples", "--scored-only", "--json"
     }  # fmt: skip

@@ -2,7 +2,8 @@
 
 A *unit* is one (task, metric) pair: every task's scored metric (accuracy, or bits per byte for perplexity tasks),
 every continuous metric the task recorded (harness.evaluate.continuous), and every aggregate (metric
-`aggregate`). An entry's values of a unit are one per replicate seed (the record's `replicates.runs`; a record
+`aggregate`), including the track's derived signal aggregate (harness.evaluate.signal), computed after the fact
+from each run's scores when the track has a definition and a record predates it. An entry's values of a unit are one per replicate seed (the record's `replicates.runs`; a record
 made before replicates gives its one evaluation). `trajectories` hold a unit's scores at intermediate checkpoints
 per seed, (step, value) pairs, when records carry them; reliability's monotonicity and checkpoint noise need them.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError, UsageError
+from harness.evaluate.signal import SignalDefinition, load_signal, metric_value, signal_aggregate
 from harness.records import Record, RecordError, ResultsStore
 
 #: The metric name of aggregates in a unit.
@@ -92,8 +94,8 @@ def _aggregate_chance(record: Record, name: str) -> float | None:
     return None
 
 
-def entry_scores(record: Record) -> EntryScores:
-    """The per-seed values of every unit of `record`."""
+def entry_scores(record: Record, signal: SignalDefinition | None = None) -> EntryScores:
+    """The per-seed values of every unit of `record`; with `signal`, its aggregate where the record lacks it."""
     ev = record.evaluation
     if record.replicates is None:
         runs = [
@@ -109,6 +111,11 @@ def entry_scores(record: Record) -> EntryScores:
     per_seed: list[dict[Unit, float]] = []
     for _, tasks, aggregates, continuous in runs:
         row: dict[Unit, float] = {(a, AGGREGATE): v for a, v in aggregates.items() if v is not None}
+        if signal is not None and signal.name not in ev.aggregates:
+            values = {t: metric_value(signal.metric, r.metric, tasks.get(t), continuous.get(t, {}))
+                      for t, r in ev.tasks.items()}  # fmt: skip
+            if (agg := signal_aggregate(signal, ev.suite, ev.suite_version, values)).value is not None:
+                row[(signal.name, AGGREGATE)] = agg.value
         for task, value in tasks.items():
             if task in ev.tasks:
                 row[(task, ev.tasks[task].metric)] = value
@@ -146,6 +153,8 @@ class TrackScores:
     entries: tuple[EntryScores, ...]
     infos: Mapping[Unit, UnitInfo]
     sources: tuple[str, ...] = ()
+    primary: str = ""
+    """The suite's primary aggregate (what the track ranks by)."""
 
     @property
     def units(self) -> list[Unit]:
@@ -172,7 +181,12 @@ def track_scores(records: Sequence[Record], sources: Sequence[str] = ()) -> Trac
     for r in records:
         for unit, info in _infos(r).items():
             infos.setdefault(unit, info)
-    return TrackScores(tracks[0][0], tuple(entry_scores(r) for r in records), infos, tuple(sources))
+    signal = load_signal(tracks[0][0])
+    if signal is not None:
+        infos.setdefault((signal.name, AGGREGATE), UnitInfo(signal.higher_is_better, None, True))
+    entries = tuple(entry_scores(r, signal) for r in records)
+    primary = records[0].evaluation.primary_aggregate
+    return TrackScores(tracks[0][0], entries, infos, tuple(sources), primary)
 
 
 def load_records(refs: Iterable[str], *, track: str | None, results: str) -> tuple[list[Record], list[str]]:

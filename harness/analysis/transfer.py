@@ -15,6 +15,8 @@ candidate predictor of it, averaged over the small track's seeds, its direction 
   both tracks (the same draw for every unit, so metrics are compared on the same resamples); an entry with one
   seed on a track contributes no seed noise there.
 - Best predictor: per task, the small metric with the highest decision accuracy (tau breaks ties).
+- The small track's derived signal aggregates (harness.evaluate.signal, `Signal_<track>_v<N>`) are candidate
+  predictors of the target's primary aggregate (its ranking), beside the primary aggregate itself.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.scoretable import AGGREGATE, NotEnoughData, TrackScores, Unit
+from harness.evaluate.signal import PREFIX as SIGNAL_PREFIX
 
 #: Bootstrap resamples over seeds, and the seed of their generator.
 RESAMPLES = 1000
@@ -50,6 +53,8 @@ class Agreement:
     kendall_tau: float | None
     tau_low: float | None
     tau_high: float | None
+    target_task: str = ""
+    """The target's task or aggregate when it is not `task` (a signal aggregate predicting the primary)."""
 
 
 @dataclass(frozen=True)
@@ -167,33 +172,63 @@ def transfer(small: TrackScores, target: TrackScores, *, shared_only: bool = Fal
     """Decision accuracy and Kendall's tau of every small unit against its target unit, with seed bootstraps."""
     pairs = match_entries(small, target, shared_only=shared_only)
     es, et = [small.entries[i] for i, _ in pairs], [target.entries[j] for _, j in pairs]
-    rng = np.random.default_rng(SEED)
-    draw_s = [rng.integers(0, len(e.seeds), size=(resamples, len(e.seeds))) for e in es]
-    draw_t = [rng.integers(0, len(e.seeds), size=(resamples, len(e.seeds))) for e in et]
+    draw_s, draw_t = _draws(es, et, resamples)
+    signals = [u for u in small.units if u[1] == AGGREGATE and u[0].startswith(SIGNAL_PREFIX)]
     agreements = []
     for unit in target.units:
         tinfo = target.infos[unit]
-        if not tinfo.scored or not all(unit in e.values for e in et):
+        if not tinfo.scored or not all(unit in e.values for e in et) or unit[0].startswith(SIGNAL_PREFIX):
             continue
         t_point, t_boot = _means(et, unit, draw_t, tinfo.higher_is_better)
         candidates = [unit] if unit[1] == AGGREGATE else [u for u in small.units if u[0] == unit[0]]
+        if unit[0] == target.primary:
+            candidates += signals
         for cand in candidates:
             if not all(cand in e.values for e in es):
                 continue
             s_point, s_boot = _means(es, cand, draw_s, small.infos[cand].higher_is_better)
-            acc, ordered, t_ties, s_ties = decision_accuracy(s_point, t_point)
-            lo, hi = _interval(_decision(s_boot, t_boot)[0])
-            tlo, thi = _interval(_tau_b(s_boot, t_boot))
-            agreements.append(Agreement(
-                task=cand[0], metric=cand[1], target_metric=unit[1], entries=len(pairs), pairs=ordered,
-                target_ties=t_ties, small_ties=s_ties, decision_accuracy=acc, decision_low=lo, decision_high=hi,
-                kendall_tau=kendall_tau_b(s_point, t_point), tau_low=tlo, tau_high=thi,
-            ))  # fmt: skip
+            agreements.append(_agreement(cand, unit, s_point, s_boot, t_point, t_boot, len(pairs)))
     return Transfer(
         small.track, target.track, tuple((a.subset, a.entry_id, b.entry_id) for a, b in zip(es, et, strict=True)),
         tuple((len(a.seeds), len(b.seeds)) for a, b in zip(es, et, strict=True)), tuple(agreements),
         _best(agreements), resamples,
     )  # fmt: skip
+
+
+def _draws(es: Sequence[Any], et: Sequence[Any], resamples: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every entry's bootstrap draws of its seeds on both tracks (the same generator and order for every call)."""
+    rng = np.random.default_rng(SEED)
+    draw_s = [rng.integers(0, len(e.seeds), size=(resamples, len(e.seeds))) for e in es]
+    draw_t = [rng.integers(0, len(e.seeds), size=(resamples, len(e.seeds))) for e in et]
+    return draw_s, draw_t
+
+
+def _agreement(cand: Unit, unit: Unit, s_point: list[float], s_boot: np.ndarray, t_point: list[float],
+               t_boot: np.ndarray, entries: int) -> Agreement:  # fmt: skip
+    acc, ordered, t_ties, s_ties = decision_accuracy(s_point, t_point)
+    lo, hi = _interval(_decision(s_boot, t_boot)[0])
+    tlo, thi = _interval(_tau_b(s_boot, t_boot))
+    return Agreement(
+        task=cand[0], metric=cand[1], target_metric=unit[1], entries=entries, pairs=ordered, target_ties=t_ties,
+        small_ties=s_ties, decision_accuracy=acc, decision_low=lo, decision_high=hi,
+        kendall_tau=kendall_tau_b(s_point, t_point), tau_low=tlo, tau_high=thi,
+        target_task=unit[0] if unit[0] != cand[0] else "",
+    )  # fmt: skip
+
+
+def predicts(small: TrackScores, target: TrackScores, small_unit: Unit, target_unit: Unit, *,
+             resamples: int = RESAMPLES) -> Agreement:  # fmt: skip
+    """How well `small_unit` on the small track predicts `target_unit`'s ranking on the target, over the subsets on
+    both (the others left out); NotEnoughData when fewer than two are shared or a unit is missing on an entry."""
+    pairs = match_entries(small, target, shared_only=True)
+    es, et = [small.entries[i] for i, _ in pairs], [target.entries[j] for _, j in pairs]
+    for entries, unit, track in ((es, small_unit, small.track), (et, target_unit, target.track)):
+        if lacking := [e.entry_id for e in entries if unit not in e.values]:
+            raise NotEnoughData(f"track {track}: {unit[0]} ({unit[1]}) is missing on {', '.join(lacking)}")
+    draw_s, draw_t = _draws(es, et, resamples)
+    s_point, s_boot = _means(es, small_unit, draw_s, small.infos[small_unit].higher_is_better)
+    t_point, t_boot = _means(et, target_unit, draw_t, target.infos[target_unit].higher_is_better)
+    return _agreement(small_unit, target_unit, s_point, s_boot, t_point, t_boot, len(pairs))
 
 
 def _means(

@@ -114,6 +114,7 @@ def compare_scores(
 ) -> None:  # fmt: skip
     """Every recorded task score, aggregate and held-out figure against a fresh evaluation's (within `tolerance`,
     default the outcome's)."""
+    from harness.evaluate.signal import PREFIX as SIGNAL_PREFIX
     from harness.submit.record import evaluation_for_record
 
     fresh = evaluation_for_record(measured)
@@ -127,6 +128,8 @@ def compare_scores(
         a, b = recorded["tasks"].get(name, {}).get("value"), fresh["tasks"].get(name, {}).get("value")
         rows.append((f"task {name}", a, b, extra))
     for name in sorted(set(recorded["aggregates"]) | set(fresh["aggregates"])):
+        if name.startswith(SIGNAL_PREFIX) and name not in recorded["aggregates"]:
+            continue  # a signal aggregate derived after the record was made (harness.evaluate.signal)
         a, b = recorded["aggregates"].get(name, {}).get("value"), fresh["aggregates"].get(name, {}).get("value")
         rows.append((f"aggregate {name}", a, b, ""))
     held_a, held_b = recorded.get("heldout_lm") or {}, fresh.get("heldout_lm") or {}

@@ -68,7 +68,7 @@ def render_transfer(t: Transfer, console: Any, *, scored_only: bool = False) -> 
             continue
         best = " [bold]best[/]" if t.best.get(a.task) == a.metric else ""
         table.add_row(
-            a.task, a.metric + best, a.target_metric, str(a.pairs), _num(a.decision_accuracy, ".3f"),
+            a.task + (f" → {a.target_task}" if a.target_task else ""), a.metric + best, a.target_metric, str(a.pairs), _num(a.decision_accuracy, ".3f"),
             f"[{_num(a.decision_low, '.2f')}, {_num(a.decision_high, '.2f')}]", _num(a.kendall_tau, ".3f"),
             f"[{_num(a.tau_low, '.2f')}, {_num(a.tau_high, '.2f')}]", f"{a.target_ties}/{a.small_ties}",
         )  # fmt: skip

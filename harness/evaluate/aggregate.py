@@ -25,15 +25,22 @@ class Aggregate:
     tasks: tuple[str, ...]
     missing: tuple[str, ...] = ()
     reason: str = ""
+    higher_is_better: bool | None = None  # None: decided by the record from the tasks (bits per byte: lower)
+    description: str = ""  # "": the suite's description of the aggregate
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "value": self.value,
             "stamp": self.stamp,
             "tasks": list(self.tasks),
             "missing": list(self.missing),
             "reason": self.reason,
         }
+        if self.higher_is_better is not None:
+            out["higher_is_better"] = self.higher_is_better
+        if self.description:
+            out["description"] = self.description
+        return out
 
 
 def _mean_or_absent(

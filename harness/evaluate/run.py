@@ -19,6 +19,7 @@ from harness.evaluate.aggregate import Aggregate, compute_aggregates
 from harness.evaluate.choices import choices_of
 from harness.evaluate.continuous import Choices, best_per_token, block_of, task_metrics
 from harness.evaluate.data import suite_data_root
+from harness.evaluate.signal import signal_for_track
 from harness.evaluate.suites import Suite, SuiteTask, get_suite
 
 if TYPE_CHECKING:
@@ -170,10 +171,14 @@ def evaluate_checkpoint(
     heldout = _heldout_lm(lm, info, data_root if spec.data == "pool" else None, limit)
     accuracies = {name: t.accuracy for name, t in tasks.items()}
     tasks, intervals = _with_intervals(spec, tasks)
+    aggregates = compute_aggregates(spec, accuracies)
+    # The track's derived signal aggregate (harness.evaluate.signal), added beside the suite's, never replacing one.
+    by_task = {n: (t.metric, t.accuracy, t.continuous) for n, t in tasks.items()}
+    aggregates.update(signal_for_track(track.name if track else None, spec.name, spec.version, by_task))
     return EvalResult(
         suite=spec.name, suite_version=spec.version, primary=spec.primary, checkpoint=str(info.weights),
         track=track.name if track else None, tasks=tasks, missing=missing,
-        aggregates=compute_aggregates(spec, accuracies), lm_eval_version=lm_eval.__version__,
+        aggregates=aggregates, lm_eval_version=lm_eval.__version__,
         harness_version=__version__, seeds={**SEEDS, "bootstrap": BOOTSTRAP_SEED}, limit=limit, device=dev,
         seconds=time.perf_counter() - started, intervals=intervals, heldout_lm=heldout,
     )  # fmt: skip

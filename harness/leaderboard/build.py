@@ -5,6 +5,7 @@ Layout of the output folder:
 
     index.html                          one table per track (first page rendered; the script pages the rest)
     entries/<entry_id>.html             one page per entry
+    reliability/<track>.html            harness.leaderboard.reliability: reliability and transfer to the next rung
     records/<track>/<entry_id>.json     the records themselves
     downloads/<track>/leaderboard.{json,csv}
     charts/<track>-{size,passes,loss}.svg
@@ -44,6 +45,7 @@ from harness.leaderboard.charts import loss_curve_svg, track_charts
 from harness.leaderboard.columns import Column, TrackTable, build_table, format_value, human, version_label
 from harness.leaderboard.downloads import write_downloads
 from harness.leaderboard.paths import site_path
+from harness.leaderboard.reliability import write_reliability_pages
 from harness.leaderboard.uncertainty import contamination_html, replicates_html
 from harness.records import Record, ResultsStore, Stored, StoreProblem, paused_gc
 from harness.resources import resource_dir
@@ -181,7 +183,8 @@ def _write_site(
 
         _write_entries(records, sources, root, title, lambda n: bar.advance(task, n), meanwhile=charts_and_downloads)
     _write_data_js(tables, root / "assets" / "data.js")
-    sections = "\n".join(_track_section(t, charts[t.track]) for t in tables)
+    notes = write_reliability_pages({t.track: list(t.records.values()) for t in tables}, root, title)
+    sections = "\n".join(_track_section(t, charts[t.track], notes[t.track]) for t in tables)
     nav = " · ".join(f'<a href="#track-{e(t.track)}">{e(t.track)} ({len(t.rows)})</a>' for t in tables)
     from harness.leaderboard.experiments import write_pages
 
@@ -235,7 +238,7 @@ def _cell(col: Column, row: dict[str, Any]) -> str:
     return f'<td class="{cls}"{title}>{e(format_value(value, col.format))}</td>'
 
 
-def _track_section(table: TrackTable, charts: dict[str, str]) -> str:
+def _track_section(table: TrackTable, charts: dict[str, str], reliability: str = "") -> str:
     t = e(table.track)
     head = "".join(_header_cell(c, table) for c in table.columns)
     body = "\n".join("<tr>" + "".join(_cell(c, row) for c in table.columns) + "</tr>" for row in table.rows[:PAGE_SIZE])
@@ -257,6 +260,7 @@ entry has them). Aggregates: {aggs}.
 Download every entry: <a href="downloads/{t}/leaderboard.csv" download>leaderboard.csv</a> ·
 <a href="downloads/{t}/leaderboard.json" download>leaderboard.json</a></p>
 <p class="noise-floor">{e(noise_floor(list(table.records.values()), table.primary_name).text(table.primary_name))}</p>
+{reliability}
 <div class="charts">{figures}</div>
 <div class="controls"><label>Filter <input type="search" class="filter" placeholder="name, author, entry id, verified"
 aria-label="filter track {t}"></label> <span class="status" aria-live="polite">Showing

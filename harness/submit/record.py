@@ -165,8 +165,9 @@ def evaluation_for_record(evaluation: dict[str, Any]) -> dict[str, Any]:
             "n_tasks": len(agg["tasks"]),
             "missing": agg["missing"],
             "reason": agg["reason"],
-            "higher_is_better": not set(agg["tasks"]) <= lower_better,
-            "description": descriptions.get(name.split("_v")[0].split("/")[0], descriptions.get(name, "")),
+            "higher_is_better": agg.get("higher_is_better", not set(agg["tasks"]) <= lower_better),
+            "description": agg.get("description")
+            or descriptions.get(name.split("_v")[0].split("/")[0], descriptions.get(name, "")),
         }
     return {
         "suite": evaluation["suite"],
