@@ -152,6 +152,6 @@ def test_the_v5_pool_and_tracks_differ_from_v4_in_the_pool_only() -> None:
         4 * get_track("nano").tokens,
     )
     assert [t.name for t in tracks_on_pool("sandbox-v5")] == ["debug-v5", "micro-v5", "nano-v5"]
-    assert [t.name for t in tracks_on_pool("sandbox")] == ["debug", "nano"]
+    assert [t.name for t in tracks_on_pool("sandbox")] == ["debug", "micro", "nano"]
     with pytest.raises(UsageError, match="no pool 'sandbox-v7'.*other versions: sandbox-v5"):
         get_track("nano-v7")
