@@ -28,7 +28,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="default: the track's precision on GPU, fp32 on CPU",
     )
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="torch.compile the step's forward and loss (`--compile` alone: on); auto (default): on the CPU, in one "
+        "process, for runs long enough to repay the compilation (nano, not debug)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
 

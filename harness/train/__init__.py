@@ -29,12 +29,13 @@ def train(
     launcher: Launcher = "local",
     device: str | None = None,
     progress: Any = None,
-    compile: bool = False,
+    compile: bool | str = "auto",
     precision: str | None = None,
     nodes: int = 1,
 ) -> TrainResult:
     """Train `track`'s model on the shards in `data_dir` into `out_dir`; re-running resumes, and a finished run
-    returns its recorded result at once. nproc > 1 runs under torchrun (the global batch stays the track's)."""
+    returns its recorded result at once. nproc > 1 runs under torchrun (the global batch stays the track's).
+    `compile`: "auto" | "on" | "off" (harness.train.compiled; True/False mean on/off)."""
     out = Path(out_dir).resolve()
     done = read_result(out)
     if done is not None:

@@ -13,10 +13,11 @@ from harness.train import checkpoint as ck
 
 
 def prepare_run(
-    track: Track, data_dir: str, out: Path, *, device: str | None, compile: bool, precision: str | None
+    track: Track, data_dir: str, out: Path, *, device: str | None, compile: bool | str, precision: str | None
 ) -> None:
     """Write run.json, model.json and params.txt; refuse to mix a different track or data into a run folder."""
     from harness.model import open_lm_model_config
+    from harness.train.compiled import normalise_setting
 
     out.mkdir(parents=True, exist_ok=True)
     data_dir = str(data_dir) if "://" in str(data_dir) else str(Path(data_dir).resolve())
@@ -32,7 +33,7 @@ def prepare_run(
         "track": track.to_dict(),
         "data_dir": data_dir,
         "device": device,
-        "compile": compile,
+        "compile": normalise_setting(compile),
         "precision": precision,
     }
     ck.write_json(spec_path, spec)

@@ -27,6 +27,8 @@ class TrainResult:
     resumed_from: str | None
     open_lm: str = ""  # open_lm's version (and git commit) when open_lm trained
     threads: int = 0  # CPU threads of the training process (torch.get_num_threads()); 0: not recorded
+    compiled: bool = False  # whether the step ran under torch.compile (harness.train.compiled)
+    compile_s: float = 0.0  # seconds spent compiling (the first step's warm-up), part of wall_time_s
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainResult:
