@@ -20,11 +20,12 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 from harness.errors import UsageError
+from harness.model import Transformer
 from harness.train.recipe import lm_loss
 
 CompileSetting = Literal["auto", "on", "off"]
@@ -34,6 +35,9 @@ COMPILE_SETTINGS: tuple[str, ...] = ("auto", "on", "off")
 #: 0.23e12 for debug). Measured on 2 shared cores: compiling saves ~25% of each step, and costs ~8 s with a warm
 #: inductor cache and ~65 s with a cold one; at the CPU's ~60-80 GFLOP/s 4e12 FLOPs is about a minute of training.
 AUTO_MIN_TRAIN_FLOPS = 4e12
+
+#: Rows per chunk of FusedHeadLoss: nano's 256 x 2048 float32 logits are 2 MB, one core's L2 cache here.
+HEAD_CHUNK = 256
 
 
 def normalise_setting(value: object) -> CompileSetting:
@@ -61,6 +65,42 @@ def plain_lm_loss(logits: torch.Tensor, targets: torch.Tensor, z_loss: float) ->
     return (lse - target_logit).mean() + z_loss * lse.square().mean()
 
 
+class FusedHeadLoss(torch.autograd.Function):
+    """The output projection and lm_loss over row chunks, with both gradients computed in the forward pass.
+
+    Each chunk's logits ([chunk, V], 2 MB for nano's 256 x 2048) are made, turned into the loss and into their
+    gradient softmax * (1 + 2 z lse) / N - onehot / N, and multiplied back into the hidden states' and the weight's
+    gradients while still in the core's cache: the [N, V] logits, log-probabilities and gradient (64 MB each on
+    nano) are never written to memory, and the projection's matmuls run on cache-resident operands. Backward only
+    scales the stored gradients by the incoming one."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, z_loss: float, chunk: int
+    ) -> torch.Tensor:
+        n = hidden.shape[0]
+        grad_hidden, grad_weight = torch.empty_like(hidden), torch.zeros_like(weight)
+        total = hidden.new_zeros(())
+        for start in range(0, n, chunk):
+            h, index = hidden[start : start + chunk], targets[start : start + chunk, None]
+            logits = h @ weight.t()
+            logp = torch.log_softmax(logits, dim=-1)
+            target_logp = logp.gather(1, index).squeeze(1)
+            lse = logits.gather(1, index).squeeze(1) - target_logp
+            total += (z_loss * lse.square() - target_logp).sum()
+            grad = logp.exp_().mul_(((1 + 2 * z_loss * lse) / n)[:, None])
+            grad.scatter_add_(1, index, grad.new_full(index.shape, -1.0 / n))
+            torch.mm(grad, weight, out=grad_hidden[start : start + chunk])
+            grad_weight.addmm_(grad.t(), h)
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        return total / n
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None, None]:  # type: ignore[override]
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return grad_hidden * grad, grad_weight * grad, None, None, None
+
+
 def _say(message: str) -> None:
     print(f"train: {message}", file=sys.stderr, flush=True)
 
@@ -69,8 +109,11 @@ class StepLoss:
     """The loss of one micro-batch through `model`, compiled (with an eager fallback) or eager; called inside the
     step's autocast context, if any."""
 
-    def __init__(self, model: torch.nn.Module, z_loss: float, *, compile: bool, quiet: bool = False) -> None:
+    def __init__(
+        self, model: torch.nn.Module, z_loss: float, *, compile: bool, quiet: bool = False, head_chunk: int = HEAD_CHUNK
+    ) -> None:
         self.model, self.z_loss = model, z_loss
+        self.head_chunk = head_chunk  # the compiled step's head in FusedHeadLoss (on the CPU in float32; 0: never)
         self.say: Callable[[str], None] = (lambda _message: None) if quiet else _say
         self.compiled: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
         self.pending = compile  # compile on the first call
@@ -91,13 +134,43 @@ class StepLoss:
     def _forward_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return plain_lm_loss(self.model(inputs), targets, self.z_loss)
 
+    def _trunk(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.model.hidden_states(inputs)  # type: ignore[operator]
+
+    def _with_fused_head(
+        self, trunk: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        weight = self.model.output.weight  # type: ignore[union-attr]
+
+        def step_loss(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            hidden = trunk(inputs, targets)
+            flat = hidden.reshape(-1, hidden.shape[-1])
+            return FusedHeadLoss.apply(flat, weight, targets.reshape(-1), self.z_loss, self.head_chunk)
+
+        return step_loss
+
+    def _head_applies(self, inputs: torch.Tensor) -> bool:
+        """The fused head needs the bare model (a DDP or FSDP wrapper must see the whole forward), the CPU, and
+        float32 (under autocast the projection would run in bf16)."""
+        model = self.model
+        return (
+            self.head_chunk > 0
+            and isinstance(model, Transformer)
+            and inputs.device.type == "cpu"
+            and not torch.is_autocast_enabled("cpu")
+            and model.output.weight.dtype == torch.float32
+        )
+
     def _compile(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
         """Compile forward and backward on this batch (gradients dropped); on any failure, fall back to eager."""
         self.pending = False
         self.say("compiling the training step (torch.compile; up to a minute or two the first time, seconds once "
                  "inductor's cache holds it)")  # fmt: skip
         start = time.perf_counter()
-        compiled = torch.compile(self._forward_loss)
+        self.fused_head = self._head_applies(inputs)
+        compiled = torch.compile(self._trunk if self.fused_head else self._forward_loss)
+        if self.fused_head:
+            compiled = self._with_fused_head(compiled)
         try:
             compiled(inputs, targets).backward()  # under the caller's autocast, as the step's own calls
         except Exception as exc:  # any compiler failure (no C++ compiler, an unsupported operation): train eager
