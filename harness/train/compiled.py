@@ -1,18 +1,23 @@
 """The training step's forward and loss under torch.compile (inductor; on the CPU its C++ backend), or eager.
 
-`StepLoss(model, ...)(inputs, targets)` is the loss of one micro-batch, its backward taken by the caller. Compiled,
-the model's forward and the loss are one graph, so inductor fuses the norms, rotary, SwiGLU and the whole
-cross-entropy-with-z-loss into a few C++ loops around the matmuls. The loss is then written as plain tensor
-operations (`plain_lm_loss`) rather than harness.train.loss's autograd.Function: the same formula, which inductor
-fuses as well as the hand-written backward, and which AOTAutograd's cache can store, so a second process compiles
-in seconds (measured on nano: ~8 s from the cache against 36 s with the autograd.Function).
+`StepLoss(model, ...)(inputs, targets)` is the loss of one micro-batch, its backward taken by the caller.
+
+Compiled on the CPU in float32 (the bare model, one process), the trunk (embedding, blocks, final norm) is one
+graph, in which inductor fuses the norms, rotary and SwiGLU into a few C++ loops around the matmuls, and the output
+projection with the loss is `FusedHeadLoss`: chunks of rows whose logits never leave the core's cache. Elsewhere
+(GPU, bf16 autocast, DDP/FSDP wrappers) the forward and the loss are one graph; the loss is then written as plain
+tensor operations (`plain_lm_loss`) rather than harness.train.loss's autograd.Function, which inductor fuses as
+well and which AOTAutograd's cache can store (with the autograd.Function inside, every process re-traced: 36 s
+against 8 s on nano). Measured on nano, 1 thread, 2 shared cores: 1.30x the eager step per CPU-second (1.21x
+without the fused head); compiling took 65 s with an empty inductor cache and 3-6 s from it.
 
 Compilation happens on the first call, on a forward and backward of that call's batch whose gradients are then
-dropped (the batch itself, so that shapes and strides match the later calls and nothing recompiles): if it fails (no C++ compiler, an
-operation inductor cannot lower) one line says so and the step runs eager from then on; the weights, the optimizer
-and the RNG are untouched by that warm-up. The compiled step reads and updates the very
-same parameters as the eager one, and checkpoints are taken from the unwrapped model, so they carry the same names
-(no `_orig_mod.` prefix) and move freely between compiled and eager runs.
+dropped (the batch itself, so that shapes and strides match the later calls and nothing recompiles): if it fails
+(no C++ compiler, an operation inductor cannot lower) one line says so and the step runs eager from then on; the
+weights, the optimizer and the RNG are untouched by that warm-up. The compiled step reads and updates the very same
+parameters as the eager one, and checkpoints are taken from the unwrapped model, so they carry the same names (no
+`_orig_mod.` prefix) and move freely between compiled and eager runs. Compiled and eager losses agree to about
+1e-7 relative (tests/test_train_compile.py states the tolerance), not bit for bit: a record says which ran.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ CompileSetting = Literal["auto", "on", "off"]
 COMPILE_SETTINGS: tuple[str, ...] = ("auto", "on", "off")
 
 #: "auto" compiles a single CPU process's training when it costs at least this many FLOPs (~14.8e12 for nano,
-#: 0.23e12 for debug). Measured on 2 shared cores: compiling saves ~25% of each step, and costs ~8 s with a warm
-#: inductor cache and ~65 s with a cold one; at the CPU's ~60-80 GFLOP/s 4e12 FLOPs is about a minute of training.
+#: 0.23e12 for debug). Measured on 2 shared cores: compiling saves ~23% of each step's time (1.30x), and costs
+#: 3-6 s with a warm inductor cache, ~65 s with an empty one; at the CPU's ~70-100 GFLOP/s 4e12 FLOPs is about a
+#: minute of eager training, of which compiling saves ~14 s: that repays a warm compilation. A cold one (the first
+#: run on a machine) is repaid over a few nano runs (each ~2.5 minutes eager, ~35 s saved), e.g. the demo's three.
 AUTO_MIN_TRAIN_FLOPS = 4e12
 
 #: Rows per chunk of FusedHeadLoss: nano's 256 x 2048 float32 logits are 2 MB, one core's L2 cache here.
