@@ -175,7 +175,8 @@ class StepLoss:
                  "inductor's cache holds it)")  # fmt: skip
         start = time.perf_counter()
         self.fused_head = self._head_applies(inputs)
-        compiled = torch.compile(self._trunk if self.fused_head else self._forward_loss)
+        # static shapes: a process that trains two shapes compiles a graph for each, not one slower dynamic graph
+        compiled = torch.compile(self._trunk if self.fused_head else self._forward_loss, dynamic=False)
         if self.fused_head:
             compiled = self._with_fused_head(compiled)
         try:
