@@ -147,7 +147,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=15)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    p.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also measure torch.compile(model) (the trainer's own compiled step: train_speed_bench.py)",
+    )
     p.add_argument("--only", choices=["plain", "trainer"], help="measure one loop only")
     p.add_argument("--against-loop", action="store_true", help="the trainer against a plain loop, per CPU-second")
     p.add_argument("--rounds", type=int, default=6, help="alternating rounds of --against-loop")

@@ -188,11 +188,15 @@ class Transformer(nn.Module):
         _trunc_normal_(self.tok_embeddings.weight, std)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # like open_lm (and llama), logits are returned in float32 whatever the compute dtype
+        return self.output(self.hidden_states(input_ids)).float()
+
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The final norm's output [B, T, d], which `output` projects to the logits."""
         x = self.post_embed_norm(self.tok_embeddings(input_ids))
         for layer in self.layers:
             x = layer(x)
-        # like open_lm (and llama), logits are returned in float32 whatever the compute dtype
-        return self.output(self.norm(x)).float()
+        return self.norm(x)
 
 
 def build_model(track_or_shape: Track | ModelShape, device: str | torch.device | None = None) -> Transformer:

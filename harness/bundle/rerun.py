@@ -173,7 +173,9 @@ def verify_train(
                              "weights trained with another count differ in their last bits")  # fmt: skip
     torch.set_num_threads(threads or before)
     try:
-        result = train(track, str(shards), work / "train", trainer=trainer, device=outcome.device, progress=progress)
+        compile = "on" if record["training"].get("compiled") else "off"  # compiled and eager differ in the last bits
+        result = train(track, str(shards), work / "train", trainer=trainer, device=outcome.device, progress=progress,
+                       compile=compile)  # fmt: skip
     finally:
         torch.set_num_threads(before)
     # Several processes also sum in another order (their gradients meet in an all-reduce): measured on debug, 2

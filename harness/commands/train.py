@@ -35,7 +35,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="native trainer with --nproc > 1: DDP or FSDP2 (default: the track's recipe)",
     )
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="torch.compile the step's forward and loss (`--compile` alone: on); auto (default): on the CPU, in one "
+        "process, for runs long enough to repay the compilation (nano, not debug)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
 

@@ -153,6 +153,11 @@ class Training:
     steps: int = doc("Optimizer steps taken.")
     final_loss: float = doc("Training loss at the last step.")
     wall_time_s: float = doc("Wall-clock training time in seconds.")
+    compiled: bool = doc(
+        "Whether the native trainer ran its step under torch.compile (a re-training matches bit for bit only when "
+        "compiled, or eager, as this one was).",
+        default=False,
+    )
     # Typed Any for from_dict and checked (and made a tuple of tuples) in __post_init__: converting 600 numbers
     # one by one through from_dict would dominate the time to load 10,000 records.
     curve: Any = doc(f"[step, tokens, loss] points, at most {MAX_CURVE_POINTS} (see downsample_curve).", default=())

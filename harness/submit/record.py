@@ -108,6 +108,7 @@ def build_record(sub: Submission) -> Record:
             "steps": tr["steps"],
             "final_loss": tr["final_loss"],
             "wall_time_s": tr["wall_time_s"],
+            "compiled": bool(tr.get("compiled", False)),
             "curve": _curve(Path(tr["log"])),
         },
         "evaluation": evaluation_for_record(evaluation),

@@ -30,7 +30,7 @@ def train(
     launcher: Launcher = "local",
     device: str | None = None,
     progress: Any = None,
-    compile: bool = False,
+    compile: bool | str = "auto",
     precision: str | None = None,
     nodes: int = 1,
     sharding: str | None = None,
@@ -40,7 +40,7 @@ def train(
     returns its recorded result at once. nproc > 1 runs under torchrun (the global batch stays the track's), with
     DDP or FSDP as `sharding` says (default: the track's recipe; the native trainer only). launcher "slurm" writes
     `train.sbatch` and submits it (see `slurm`): TrainingPending says the job's id, unless `slurm.follow` waited for
-    it to complete."""
+    it to complete. `compile`: "auto" | "on" | "off" (harness.train.compiled; True/False mean on/off)."""
     out = Path(out_dir).resolve()
     done = read_result(out)
     if done is not None:

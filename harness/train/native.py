@@ -24,10 +24,10 @@ from harness.data.loader import ShardStream
 from harness.model import Transformer, build_model
 from harness.tracks import Track, track_from_dict
 from harness.train import checkpoint as ck
+from harness.train.compiled import StepLoss, normalise_setting, wants_compile
 from harness.train.recipe import (
     accumulation,
     checkpoint_steps,
-    lm_loss,
     lr_at,
     make_optimizer,
     model_flops_per_token,
@@ -70,12 +70,13 @@ def init_env(device: str | None) -> Env:
 
 
 def wrap_model(
-    model: Transformer, track: Track, env: Env, *, compile: bool, sharding: str | None = None, precision: str = "fp32"
+    model: Transformer, track: Track, env: Env, *, sharding: str | None = None, precision: str = "fp32"
 ) -> torch.nn.Module:
     """DDP, or FSDP2 (`fully_shard` per block, then the root) when `sharding` (default: the track's recipe) says
     so, on GPU (NCCL) or CPU (gloo). FSDP needs a process group, which torchrun's processes join; a single process
     uses it only when its caller started one (benchmarks/gpu_check.py does, to check FSDP on one device). FSDP
-    keeps bf16 parameter copies for the forward pass only when the run's `precision` is not fp32."""
+    keeps bf16 parameter copies for the forward pass only when the run's `precision` is not fp32. torch.compile
+    wraps the step's forward and loss around this (harness.train.compiled)."""
     grouped = env.distributed or (torch.distributed.is_available() and torch.distributed.is_initialized())
     fsdp = grouped and (sharding or track.recipe.sharding) == "fsdp"
     if fsdp:
@@ -89,7 +90,7 @@ def wrap_model(
         for block in model.layers:
             fully_shard(block, mp_policy=mp)
         fully_shard(model, mp_policy=mp)
-    inner: torch.nn.Module = torch.compile(model) if compile else model
+    inner: torch.nn.Module = model
     if env.distributed and not fsdp:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -189,8 +190,7 @@ class Trainer:
         torch.manual_seed(recipe.seed)  # the same initial weights on every process and every run
         self.raw = build_model(self.track, device=env.device)
         precision = chosen_precision(self.track, env, self.spec.get("precision"))
-        compile, sharding = bool(self.spec.get("compile")), self.spec.get("sharding")
-        self.model = wrap_model(self.raw, self.track, env, compile=compile, sharding=sharding, precision=precision)
+        self.model = wrap_model(self.raw, self.track, env, sharding=self.spec.get("sharding"), precision=precision)
         self.optimizer = make_optimizer(self.raw, recipe)
         self.autocast = autocast_for(precision, env)
         self.data = ShardStream(self.spec["data_dir"], seq_len=self.track.model.context + 1, seed=recipe.seed)
@@ -203,6 +203,9 @@ class Trainer:
         per_token = model_flops_per_token(self.track.n_params, m.vocab_size, m.d_model, m.n_layers, m.context)
         self.peak_total = peak * env.world if peak else None
         self.flops_per_token = per_token
+        setting = normalise_setting(self.spec.get("compile"))
+        compile = wants_compile(setting, self.track.tokens * per_token, env.device.type, env.world)
+        self.loss_fn = StepLoss(self.model, recipe.z_loss, compile=compile, quiet=not env.main)
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     def resume(self) -> None:
@@ -261,8 +264,8 @@ class Trainer:
         for i in range(self.accum):
             last = i == self.accum - 1
             with self._no_sync(last), self.autocast:
-                logits = self.model(inputs[i * micro : (i + 1) * micro])
-                loss = lm_loss(logits, targets[i * micro : (i + 1) * micro], self.track.recipe.z_loss) / self.accum
+                part = slice(i * micro, (i + 1) * micro)
+                loss = self.loss_fn(inputs[part], targets[part]) / self.accum
             loss.backward()
             total += loss.detach()
         if self.track.recipe.grad_clip_norm:
@@ -342,6 +345,8 @@ class Trainer:
             "threads": torch.get_num_threads(),  # a CPU run re-trains bit for bit only with as many (verify --level train)
             "processes": self.env.world,
             "sharding": "fsdp" if is_fsdp(self.raw) else "ddp" if self.env.distributed else "none",
+            "compiled": self.loss_fn.uses_compile,  # and only compiled (or eager) as it was
+            "compile_s": round(self.loss_fn.compile_s, 3),
         }
 
 

@@ -18,7 +18,7 @@ def prepare_run(
     out: Path,
     *,
     device: str | None,
-    compile: bool,
+    compile: bool | str,
     precision: str | None,
     sharding: str | None = None,
 ) -> None:
@@ -26,6 +26,7 @@ def prepare_run(
     `sharding` (ddp | fsdp) overrides the track's for this launch only: checkpoints hold the full state whatever
     the sharding, so a run may resume under another one, or at another process count."""
     from harness.model import open_lm_model_config
+    from harness.train.compiled import normalise_setting
 
     out.mkdir(parents=True, exist_ok=True)
     data_dir = str(data_dir) if "://" in str(data_dir) else str(Path(data_dir).resolve())
@@ -41,7 +42,7 @@ def prepare_run(
         "track": track.to_dict(),
         "data_dir": data_dir,
         "device": device,
-        "compile": compile,
+        "compile": normalise_setting(compile),
         "precision": precision,
         "sharding": sharding,
     }

@@ -30,6 +30,8 @@ class TrainResult:
     threads: int = 0  # CPU threads of the training process (torch.get_num_threads()); 0: not recorded
     processes: int = 0  # training processes (world size) of the launch that finished the run; 0: not recorded
     sharding: str = ""  # how that launch spread the model: "none" (one process), "ddp" or "fsdp"; "": not recorded
+    compiled: bool = False  # whether the step ran under torch.compile (harness.train.compiled)
+    compile_s: float = 0.0  # seconds spent compiling (the first step's warm-up), part of wall_time_s
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainResult:
