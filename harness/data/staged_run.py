@@ -9,12 +9,9 @@ kept across runs.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.data import DEFAULT_SHARD_SEQUENCES, FORMAT_VERSION
@@ -185,12 +182,13 @@ def _run_stages(
 ) -> bool:
     """Run (or hand to Slurm) every stage; True when all are complete."""
     from harness.data.staged_ray import ray_executor
-    from harness.scores.run import make_executor
+    from harness.scores.run import make_executor, quiet_datatrove_logs, watch_completions
 
     for sub in ("ids", "runs", "sorted", "done", "errors"):
         _makedirs(job.url(sub))
     stages = [(name, job.tasks(kind)) for name, kind in STAGES]
-    with _quiet_logs(), _watch(job, stages, progress):
+    bars = [(f"tokenize: {name}", tasks, job.url("_logs", name, "completions")) for name, tasks in stages]
+    with quiet_datatrove_logs(), watch_completions(progress, bars):
         if executor.kind == "slurm":
             from harness.scores.slurm import run_chain
 
@@ -230,53 +228,3 @@ def _failure(job: StagedJob, stage: str, ex: Any, tasks: int, slurm: str = "") -
         f"tasks are kept (task logs: {job.url('_logs', stage, 'logs')}): fix the cause and re-run the same command "
         "to resume"
     )
-
-
-@contextlib.contextmanager
-def _quiet_logs() -> Iterator[None]:
-    """datatrove logs every task at INFO on stderr: keep its warnings only, and not the one about a local logging
-    folder (on one machine that is right; several need a shared one, which the docs say)."""
-    from loguru import logger
-
-    saved = sys.stderr
-    with open("/dev/null", "w") as sink:
-        sys.stderr = sink
-        logger.remove()
-        logger.add(saved, level="WARNING", filter=lambda r: "points to a local filesystem" not in r["message"])
-        try:
-            yield
-        finally:
-            sys.stderr = saved
-            logger.remove()
-            logger.add(sys.stderr, level="WARNING")
-
-
-@contextlib.contextmanager
-def _watch(job: StagedJob, stages: list[tuple[str, int]], progress: Progress | None) -> Iterator[None]:
-    """A progress bar per stage, fed from datatrove's completion markers (polled every second)."""
-    import fsspec
-
-    if progress is None:
-        yield
-        return
-    bars = {name: progress.add_task(f"tokenize: {name}", total=tasks) for name, tasks in stages}
-    stop = threading.Event()
-
-    def update() -> None:
-        for name, bar in bars.items():
-            fs, path = fsspec.core.url_to_fs(job.url("_logs", name, "completions"))
-            with contextlib.suppress(FileNotFoundError):
-                progress.update(bar, completed=len(fs.ls(path, detail=False)) if fs.exists(path) else 0)
-
-    def poll() -> None:
-        while not stop.wait(1.0):
-            update()
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        update()

@@ -281,7 +281,8 @@ def score(
         for scorer in scorers:
             scorer.preload()
     logs = out / "_logs"
-    with _quiet_logs(), _watch(logs, stages, progress):
+    bars = [(f"score: {name}", tasks, str(logs / name / "completions")) for name, _, tasks in stages]
+    with quiet_datatrove_logs(), watch_completions(progress, bars):
         executors = [(name, make_executor(executor, pipeline, tasks, logs / name, name=f"harness-score-{name}"), tasks)
                      for name, pipeline, tasks in stages]  # fmt: skip
         if executor.kind == "slurm":
@@ -346,15 +347,17 @@ def _write_manifest(out: Path, config: dict[str, Any], schema: Any, src: ScoreSo
 
 
 @contextlib.contextmanager
-def _quiet_logs() -> Iterator[None]:
-    """datatrove logs each task at INFO to stderr; keep them in the task log files only."""
+def quiet_datatrove_logs() -> Iterator[None]:
+    """datatrove logs every task at INFO on stderr: keep its warnings only (the task log files keep the rest), and
+    not the one about a local logging folder (on one machine that is right; several need a shared one, which the
+    docs say)."""
     from loguru import logger
 
     saved = sys.stderr
     with open(os.devnull, "w") as sink:
         sys.stderr = sink
         logger.remove()
-        logger.add(saved, level="WARNING")
+        logger.add(saved, level="WARNING", filter=lambda r: "points to a local filesystem" not in r["message"])
         try:
             yield
         finally:
@@ -364,21 +367,26 @@ def _quiet_logs() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _watch(logs: Path, stages: list[tuple[str, list[Any], int]], progress: Any) -> Iterator[None]:
-    """A rich progress bar per stage, fed from datatrove's completion markers."""
+def watch_completions(progress: Any, stages: Sequence[tuple[str, int, str]]) -> Iterator[None]:
+    """A rich progress bar per (description, tasks, completions folder: datatrove's markers, any fsspec URL),
+    polled every half second while the block runs, and once more at its end."""
+    import fsspec
+
     if progress is None:
         yield
         return
-    bars = {name: progress.add_task(f"score: {name}", total=tasks) for name, _, tasks in stages}
+    bars = [(progress.add_task(label, total=tasks), folder) for label, tasks, folder in stages]
     stop = threading.Event()
 
+    def update() -> None:
+        for bar, folder in bars:
+            fs, path = fsspec.core.url_to_fs(folder)
+            with contextlib.suppress(FileNotFoundError):
+                progress.update(bar, completed=len(fs.ls(path, detail=False)) if fs.exists(path) else 0)
+
     def poll() -> None:
-        while True:
-            for name, bar in bars.items():
-                done = logs / name / "completions"
-                progress.update(bar, completed=len(list(done.iterdir())) if done.is_dir() else 0)
-            if stop.wait(0.5):
-                return
+        while not stop.wait(0.5):
+            update()
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
@@ -387,6 +395,4 @@ def _watch(logs: Path, stages: list[tuple[str, list[Any], int]], progress: Any) 
     finally:
         stop.set()
         thread.join()
-        for name, bar in bars.items():
-            done = logs / name / "completions"
-            progress.update(bar, completed=len(list(done.iterdir())) if done.is_dir() else 0)
+        update()
