@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ def run_demo(track: str, folder: str, *, workers: int, console: Any) -> int:
     with make_progress(console) as progress:
         pool = ensure_pool(spec.pool, progress=progress)
         prefill_pool(pool, spec, progress=progress)  # once per pool: each validation then only looks up
+    timings: dict[str, Any] = {"track": track, "pool_s": round(time.monotonic() - started, 1), "baselines": {}}
     results = {}
     for baseline in BASELINES:
         subset = root / "subsets" / f"{baseline.key}.jsonl"
@@ -55,13 +57,21 @@ def run_demo(track: str, folder: str, *, workers: int, console: Any) -> int:
             track=track, subset=str(subset), name=baseline.name, description=baseline.description,
             run_dir=str(root / "runs"), results=str(root / "results"), workers=workers,
         )  # fmt: skip
+        submit_started = time.monotonic()
         result = submit_with_display(opts, console)
         if result is None:
             raise HarnessError(f"the {baseline.key} baseline wrote an invalid subset ({subset}); this is a bug")
         render_summary(result, console)
         results[baseline] = result.record
+        timings["baselines"][baseline.key] = {
+            "subset_s": round(seconds or 0.0, 1), "subset_reused": not seconds,
+            "submit_s": round(time.monotonic() - submit_started, 1), "run_dir": str(result.run_dir),
+        }  # fmt: skip
     site = root / "site"
     build_from_store(str(root / "results"), site)
+    timings["total_s"] = round(time.monotonic() - started, 1)
+    # Where the demo's time went, for benchmarks/demo_profile.py (each stage's own seconds are in its run folder).
+    (root / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     return _verdict(results, site, time.monotonic() - started, console)
 
 
