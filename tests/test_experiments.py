@@ -135,6 +135,19 @@ def test_shipped_experiments_load_and_span_their_designs() -> None:
     assert len(caf.cells()) == 4 * 5
     assert {c.track for c in caf.cells()} == {"nano-0.25x", "nano-0.5x", "nano-0.75x", "nano", "nano-2x"}
     assert qvq.duplication_sources == 1  # the study's one story, unless the file says otherwise
+    # issue 24's re-runs: the same designs on sandbox v5, three seeds on every cell (replicates, not cells)
+    qvq5, caf5 = (
+        load_experiment(EXPERIMENTS / f"{n}-v5.toml") for n in ("quality-vs-quantity", "compute-aware-filtering")
+    )
+    assert len(qvq5.cells()) == 7 and len(caf5.cells()) == 20
+    assert qvq5.factors.seed == caf5.factors.seed == (124, 125, 126)
+    assert {c.track for c in caf5.cells()} == {
+        "nano-v5-0.25x",
+        "nano-v5-0.5x",
+        "nano-v5-0.75x",
+        "nano-v5",
+        "nano-v5-2x",
+    }
     for name in ("debug-quality-vs-quantity", "debug-compute-aware-filtering"):
         assert load_experiment(EXPERIMENTS / f"{name}.toml").track.startswith("debug")
 
