@@ -112,6 +112,10 @@ def test_target_lines_say_met_or_missed_with_the_figure(mods) -> None:
     assert lines[0] == "target compiled >= 1.5x open_lm tokens per CPU-second at 2 threads: missed (1.39x)"
     assert lines[1] == "target >= 70% of peak matmul at 2 threads: missed (50.0%)"
     assert lines[2] == "  for information, 1 thread(s): 2.00x open_lm, 80.0% of peak"
+    assert len(lines) == 3  # no caution: the peak matmul had its 2 cores (cpu_per_wall absent counts as 2)
+    busy = bench.target_lines([two | {"cpu_per_wall": 1.0}], per_token)
+    assert "the machine was busy" in busy[2] and "got 1.00 CPU-seconds per wall-second, not 2" in busy[2]
+    assert len(bench.target_lines([two | {"cpu_per_wall": 1.9}], per_token)) == 2
     fast = two | {"compiled": 72_000.0}
     assert [line.split(": ")[1] for line in bench.target_lines([fast], per_token)] == ["met (2.00x)", "met (72.0%)"]
     alone = {"threads": 2, "peak": 100e9, "compiled": 50_000.0, "open_lm_note": "open_lm is not installed"}
