@@ -45,14 +45,19 @@ def test_matmul_flops_from_shapes(mods) -> None:
 def test_buckets_claim_each_event_once(mods) -> None:
     tp, _ = mods
     mm = ev(tp, "aten::mm", 100, shapes=((10, 20), (20, 30)))
-    forward = ev(tp, "## Call CompiledFxGraph abc ##", 400, mm, ev(tp, "aten::_scaled_dot_product_flash_attention_for_cpu", 50))  # fmt: skip
+    sdpa = ev(tp, "aten::_scaled_dot_product_flash_attention_for_cpu", 50)
+    forward = ev(tp, "## Call CompiledFxGraph abc ##", 400, mm, sdpa)
     region = ev(tp, "Torch-Compiled Region: 0/0", 410, ev(tp, "CompiledFunction", 405, forward))
-    linear = ev(tp, "aten::linear", 60, ev(tp, "aten::t", 5), ev(tp, "aten::matmul", 55, ev(tp, "aten::mm", 50, shapes=((4, 5), (5, 6)))), shapes=((4, 5), (6, 5)))  # fmt: skip
+    inner = ev(tp, "aten::matmul", 55, ev(tp, "aten::mm", 50, shapes=((4, 5), (5, 6))))
+    linear = ev(tp, "aten::linear", 60, ev(tp, "aten::t", 5), inner, shapes=((4, 5), (6, 5)))
     head = ev(tp, "FusedHeadLoss", 200, linear, ev(tp, "aten::log_softmax", 30, ev(tp, "aten::_log_softmax", 25)))
-    backward = ev(tp, "autograd::engine::evaluate_function: CompiledFunctionBackward", 500,
-                  ev(tp, "## Call CompiledFxGraph def ##", 490, ev(tp, "graph_0_cpp_fused_add_native_layer_norm_0", 200),
-                     ev(tp, "graph_0_cpp_fused__scaled_dot_product_flash_attention_for_cpu_backward_1", 40),
-                     ev(tp, "aten::_scaled_dot_product_flash_attention_for_cpu_backward", 100)))  # fmt: skip
+    loops = (
+        ev(tp, "graph_0_cpp_fused_add_native_layer_norm_0", 200),
+        ev(tp, "graph_0_cpp_fused__scaled_dot_product_flash_attention_for_cpu_backward_1", 40),
+    )
+    sdpa_back = ev(tp, "aten::_scaled_dot_product_flash_attention_for_cpu_backward", 100)
+    graph_back = ev(tp, "## Call CompiledFxGraph def ##", 490, *loops, sdpa_back)
+    backward = ev(tp, "autograd::engine::evaluate_function: CompiledFunctionBackward", 500, graph_back)
     optimizer = ev(tp, "Optimizer.step#AdamW.step", 80, ev(tp, "aten::mul_", 30), ev(tp, "aten::lerp_", 20))
     clip = ev(tp, tp.CLIP_LABEL, 10, ev(tp, "aten::_foreach_norm", 8))
     data = ev(tp, tp.DATA_LABEL, 5)
@@ -116,6 +121,10 @@ def test_target_lines_say_met_or_missed_with_the_figure(mods) -> None:
     busy = bench.target_lines([two | {"cpu_per_wall": 1.0}], per_token)
     assert "the machine was busy" in busy[2] and "got 1.00 CPU-seconds per wall-second, not 2" in busy[2]
     assert len(bench.target_lines([two | {"cpu_per_wall": 1.9}], per_token)) == 2
+    steady = bench.target_lines([two | {"compiled_vs_open_lm_range": (1.3, 1.5)}], per_token)
+    assert steady[0].endswith("missed (1.39x; rounds 1.30-1.50x)") and len(steady) == 2
+    noisy = bench.target_lines([two | {"compiled_vs_open_lm_range": (0.6, 2.8)}], per_token)
+    assert "the rounds disagree: compiled / open_lm went 0.60-2.80x" in noisy[2]
     fast = two | {"compiled": 72_000.0}
     assert [line.split(": ")[1] for line in bench.target_lines([fast], per_token)] == ["met (2.00x)", "met (72.0%)"]
     alone = {"threads": 2, "peak": 100e9, "compiled": 50_000.0, "open_lm_note": "open_lm is not installed"}
