@@ -200,8 +200,8 @@ def target_figures(row: dict[str, Any], per_token: float) -> dict[str, tuple[boo
 
 
 def profile_compiled(step: Step, threads: int, args: argparse.Namespace) -> dict[str, Any]:
-    """The compiled step's breakdown over --profile-steps steps, with the peak matmul's wall rate (best of 5) just before
-    (the same clock and load as the profiled steps)."""
+    """The compiled step's breakdown over --profile-steps steps, with the peak matmul's wall rate (best of 5) just
+    before them (the same clock and load as the profiled steps)."""
     print(f"  profiling {args.profile_steps} compiled steps at {threads} thread(s)", flush=True)
     rates = matmul_rates(args.peak_size, threads, seconds=1.0)
     breakdown, wall, cpu = profile_step(step, args.profile_steps)
