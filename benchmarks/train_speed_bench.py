@@ -3,6 +3,7 @@
     python benchmarks/train_speed_bench.py                        # nano, 1 and 2 threads
     python benchmarks/train_speed_bench.py --threads 1 --rounds 6 --steps 4
     python benchmarks/train_speed_bench.py --cold-cache           # compile with an empty inductor cache
+    python benchmarks/train_speed_bench.py --threads 2 --rounds 2 --steps 2 --profile always   # a quick look
 
 In one run, for each thread count: the peak fp32 matmul rate (torch.mm of two --peak-size square matrices, the
 best of several timings), then the native trainer's own step (harness.train.native.Trainer.train_step, its shard
@@ -14,6 +15,12 @@ to themselves; other jobs on the machine slow the wall clock but much less the C
 one run hold under load (spinning OpenMP threads still cost CPU time at 2 threads on a busy machine: run it idle for
 absolute numbers). Fraction of peak = tokens/s x FLOPs per token / peak, with FLOPs per token
 6 (N - V d) + 12 L d T (N parameters, V vocabulary, d width, L layers, T context), as harness.train.recipe counts.
+
+At the end it prints issue 27's targets at 2 threads, met or missed: the compiled step at least 1.5x open_lm's
+tokens per CPU-second, and at least 70% of the peak. For a missed one (or with --profile always, at every thread
+count) it profiles a few compiled steps with torch.profiler and prints where their time goes
+(benchmarks/train_profile.py: matmuls, attention, inductor's fused loops, optimizer, data, other operators, the rest)
+and the matmuls' own rate against the peak's.
 """
 
 from __future__ import annotations
@@ -28,7 +35,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from train_profile import DATA_LABEL, Breakdown, explain, profile_step
+
 Step = Callable[[], None]
+
+#: Issue 27's targets, both at TARGET_THREADS: the compiled step's tokens per CPU-second over open_lm's, and its
+#: fraction of the peak fp32 matmul rate measured in the same run.
+TARGET_VS_OPEN_LM = 1.5
+TARGET_OF_PEAK = 0.70
+TARGET_THREADS = 2
+#: Below this fraction of its threads in CPU-seconds per wall-second, the peak matmul says the machine was busy.
+BUSY = 0.8
+#: Above this ratio of its highest to its lowest round, compiled / open_lm is more the machine's load than the code.
+NOISY = 1.5
 
 
 def cpu_rate(work: float, fn: Step, threads: int, reps: int) -> tuple[float, float]:
@@ -40,8 +59,8 @@ def cpu_rate(work: float, fn: Step, threads: int, reps: int) -> tuple[float, flo
     return work * reps / cpu * threads, work * reps / wall
 
 
-def peak_matmul(size: int, threads: int, seconds: float = 1.5) -> float:
-    """The best of 5 timings of torch.mm(size x size, size x size), FLOP per CPU-second x threads."""
+def matmul_rates(size: int, threads: int, seconds: float = 1.5) -> list[tuple[float, float]]:
+    """5 timings of torch.mm(size x size, size x size): (FLOP per CPU-second x threads, FLOP per wall-second)."""
     import torch
 
     a, b = torch.randn(size, size), torch.randn(size, size)
@@ -49,10 +68,12 @@ def peak_matmul(size: int, threads: int, seconds: float = 1.5) -> float:
     start = time.perf_counter()
     torch.mm(a, b)
     reps = max(1, int(seconds / 5 / max(time.perf_counter() - start, 1e-6)))
-    return max(cpu_rate(flops, lambda: torch.mm(a, b), threads, reps)[0] for _ in range(5))
+    return [cpu_rate(flops, lambda: torch.mm(a, b), threads, reps) for _ in range(5)]
 
 
 def native_step(root: Path, track: Any, data: Path, name: str, compile: str) -> tuple[Step, Any]:
+    import torch
+
     from harness.train import prepare_run
     from harness.train.native import Trainer, init_env
 
@@ -61,7 +82,9 @@ def native_step(root: Path, track: Any, data: Path, name: str, compile: str) -> 
     batches = trainer.data.batches(0, track.recipe.global_batch)
 
     def step() -> None:
-        trainer.recent.append(trainer.train_step(next(batches)))  # what Trainer.run does per step
+        with torch.profiler.record_function(DATA_LABEL):  # labels the data's time when profiled, else ~free
+            batch = next(batches)
+        trainer.recent.append(trainer.train_step(batch))  # what Trainer.run does per step
 
     return step, trainer
 
@@ -115,7 +138,9 @@ def measure_threads(track: Any, root: Path, data: Path, threads: int, args: argp
     import torch
 
     torch.set_num_threads(threads)
-    out: dict[str, Any] = {"threads": threads, "peak": peak_matmul(args.peak_size, threads)}
+    rates = matmul_rates(args.peak_size, threads)
+    out: dict[str, Any] = {"threads": threads, "peak": max(r[0] for r in rates)}
+    out["cpu_per_wall"] = statistics.median(r[1] / r[0] * threads for r in rates)  # ~threads on an idle machine
     print(f"[{threads} thread(s)] peak fp32 matmul {out['peak'] / 1e9:,.1f} GFLOP/s", flush=True)
     steps: dict[str, Step] = {}
     steps["eager"], _ = native_step(root, track, data, f"eager-{threads}", "off")
@@ -146,14 +171,47 @@ def measure_threads(track: Any, root: Path, data: Path, threads: int, args: argp
         if name != "eager":
             ratios = [a[0] / b[0] for a, b in zip(values, rates["eager"], strict=True)]
             out[f"{name}_vs_eager_range"] = (min(ratios), max(ratios))
+    if "open_lm" in rates:
+        ratios = [a[0] / b[0] for a, b in zip(rates["compiled"], rates["open_lm"], strict=True)]
+        out["compiled_vs_open_lm_range"] = (min(ratios), max(ratios))
+    targets = target_figures(out, flops_per_token(track))
+    missed = threads == TARGET_THREADS and not all(met for met, _ in targets.values())
+    if args.profile == "always" or (args.profile == "auto" and missed):
+        out["profile"] = profile_compiled(steps["compiled"], threads, args)
     return out
 
 
-def report(track: Any, rows: list[dict[str, Any]]) -> None:
+def flops_per_token(track: Any) -> float:
     from harness.train.recipe import model_flops_per_token
 
     m = track.model
-    per_token = model_flops_per_token(track.n_params, m.vocab_size, m.d_model, m.n_layers, m.context)
+    return model_flops_per_token(track.n_params, m.vocab_size, m.d_model, m.n_layers, m.context)
+
+
+def target_figures(row: dict[str, Any], per_token: float) -> dict[str, tuple[bool, float]]:
+    """{"open_lm": (met, compiled / open_lm), "peak": (met, compiled's fraction of peak)}; the first only when
+    open_lm ran."""
+    fraction = row["compiled"] * per_token / row["peak"]
+    out = {"peak": (fraction >= TARGET_OF_PEAK, fraction)}
+    if "open_lm" in row:
+        ratio = row["compiled"] / row["open_lm"]
+        out["open_lm"] = (ratio >= TARGET_VS_OPEN_LM, ratio)
+    return out
+
+
+def profile_compiled(step: Step, threads: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The compiled step's breakdown over --profile-steps steps, with the peak matmul's wall rate (best of 5) just
+    before them (the same clock and load as the profiled steps)."""
+    print(f"  profiling {args.profile_steps} compiled steps at {threads} thread(s)", flush=True)
+    rates = matmul_rates(args.peak_size, threads, seconds=1.0)
+    breakdown, wall, cpu = profile_step(step, args.profile_steps)
+    return {"breakdown": breakdown, "peak_wall": max(r[1] for r in rates),
+            "peak_cpu_per_wall": statistics.median(r[1] / r[0] * threads for r in rates),
+            "cpu_per_wall": cpu / wall}  # fmt: skip
+
+
+def report(track: Any, rows: list[dict[str, Any]]) -> None:
+    per_token = flops_per_token(track)
     print(f"\nFLOPs per token 6(N - Vd) + 12LdT = {per_token / 1e6:.3f}M  (N={track.n_params:,})")
     print("rates per CPU-second x threads; wall-clock tokens/s in brackets (the machine's load lowers them)")
     for row in rows:
@@ -174,6 +232,73 @@ def report(track: Any, rows: list[dict[str, Any]]) -> None:
                   f"{row['eager'] / row['open_lm']:.3f}x")  # fmt: skip
         else:
             print(f"  open_lm: skipped: {row['open_lm_note']}")
+    for row in rows:
+        if "profile" in row:
+            print("\n".join(profile_lines(row, per_token * track.tokens_per_step, track.tokens_per_step)))
+    print()
+    print("\n".join(target_lines(rows, per_token)))
+
+
+def target_lines(rows: list[dict[str, Any]], per_token: float) -> list[str]:
+    """One line per target at TARGET_THREADS, met or missed with the measured figure; the other thread counts'
+    figures for information."""
+    at = {row["threads"]: (row, target_figures(row, per_token)) for row in rows}
+    head_ratio = f"target compiled >= {TARGET_VS_OPEN_LM}x open_lm tokens per CPU-second at {TARGET_THREADS} threads"
+    head_peak = f"target >= {TARGET_OF_PEAK:.0%} of peak matmul at {TARGET_THREADS} threads"
+    if TARGET_THREADS not in at:
+        return [f"{h}: not measured (add {TARGET_THREADS} to --threads)" for h in (head_ratio, head_peak)]
+    row, figures = at[TARGET_THREADS]
+    if "open_lm" in figures:
+        met, ratio = figures["open_lm"]
+        spread = ""
+        if "compiled_vs_open_lm_range" in row:
+            spread = "; rounds {:.2f}-{:.2f}x".format(*row["compiled_vs_open_lm_range"])
+        lines = [f"{head_ratio}: {'met' if met else 'missed'} ({ratio:.2f}x{spread})"]
+    else:
+        lines = [f"{head_ratio}: not measured ({row['open_lm_note']})"]
+    met, frac = figures["peak"]
+    lines.append(f"{head_peak}: {'met' if met else 'missed'} ({frac:.1%})")
+    if row.get("cpu_per_wall", TARGET_THREADS) < BUSY * TARGET_THREADS:
+        lines.append(
+            f"  (the machine was busy: the peak matmul at {TARGET_THREADS} threads got {row['cpu_per_wall']:.2f} "
+            f"CPU-seconds per wall-second, not {TARGET_THREADS}; each parallel region then waits for a thread that "
+            "is not running, so these figures are not the step's own: measure on an idle machine)"
+        )
+    lo, hi = row.get("compiled_vs_open_lm_range", (1.0, 1.0))
+    if hi > NOISY * lo:
+        lines.append(
+            f"  (the rounds disagree: compiled / open_lm went {lo:.2f}-{hi:.2f}x from round to round as other work "
+            "on the machine came and went: measure on an idle machine, or with more --rounds)"
+        )
+    for threads, (_, other) in sorted(at.items()):
+        if threads != TARGET_THREADS:
+            ratio = f"{other['open_lm'][1]:.2f}x open_lm, " if "open_lm" in other else ""
+            lines.append(f"  for information, {threads} thread(s): {ratio}{other['peak'][1]:.1%} of peak")
+    return lines
+
+
+def short(name: str) -> str:
+    """An operator's name for a line of text: inductor's graph calls by the first 8 characters of their key."""
+    if name.startswith("## Call CompiledFxGraph "):
+        return f"inductor graph {name.split()[3][:8]}"
+    return name if len(name) <= 60 else name[:57] + "..."
+
+
+def profile_lines(row: dict[str, Any], model_flops_per_step: float, tokens_per_step: int) -> list[str]:
+    """Where the compiled step's time went at one thread count (benchmarks/train_profile.py)."""
+    prof = row["profile"]
+    b: Breakdown = prof["breakdown"]
+    timed_ms = tokens_per_step / row["compiled_wall"] * 1e3
+    lines = [
+        f"\nwhere the compiled step's time goes at {row['threads']} thread(s) (torch.profiler, CPU activity, the main "
+        f"thread's wall clock): {b.step_us / 1e3:,.0f} ms per profiled step ({timed_ms:,.0f} ms in the timed rounds); "
+        f"CPU-seconds per wall-second {prof['cpu_per_wall']:.2f} ({prof['peak_cpu_per_wall']:.2f} in the peak matmul "
+        f"just before, {row['threads']} with the cores to itself); peak matmul's wall rate then (best of 5) "
+        f"{prof['peak_wall'] / 1e9:,.1f} GFLOP/s",
+        *explain(b, model_flops_per_step, prof["peak_wall"]),
+        "  most self time per step: " + ", ".join(f"{short(name)} {us / 1e3:,.0f} ms" for name, us in b.top_ops[:8]),
+    ]
+    return lines
 
 
 def main() -> None:
@@ -184,6 +309,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3, help="steps per variant per round (default 3)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first (default 2)")
     p.add_argument("--peak-size", type=int, default=2048, help="matrix size of the peak matmul (default 2048)")
+    p.add_argument(
+        "--profile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="profile the compiled step: for a missed target (auto), at every thread count, or never",
+    )
+    p.add_argument("--profile-steps", type=int, default=3, help="compiled steps profiled (default 3)")
     p.add_argument("--cold-cache", action="store_true", help="compile with an empty inductor cache (a fresh machine)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
