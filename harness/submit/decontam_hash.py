@@ -2,18 +2,21 @@
 64-bit word hashes computed in numpy passes over a batch's code points, and hashed word n-grams.
 
 The hashes do not depend on the process (Python's `hash` of a str does), so an index and a scan agree across
-processes; the per-word Python loop they replace was most of the check's time (benchmarks/decontam_bench.py).
+processes. Nothing here loops in Python per word or per n-gram: a word's hash is a difference of prefix sums over
+its code points, an n-gram's a difference of prefix sums over its words (benchmarks/decontam_bench.py).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 
 import numpy as np
 
 _WORD = re.compile(r"[^\W_]+")
 _MULT = np.uint64(0x9E3779B97F4A7C15)
+_PIECE = 1 << 20  # code points (or words) per numpy pass: bounds the arrays and the table of powers
 
 
 def words(text: str) -> list[str]:
@@ -21,60 +24,79 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
+#: `_word_values` of a character whose case folding is longer than itself (such as ß -> ss): its text is folded
+#: by `str.casefold` first (a folded text has none: folding is idempotent).
+_LONGER = np.uint32(0xFFFFFFFF)
+
+
 @functools.cache
 def _word_values() -> np.ndarray:
-    """Per code point: c + 1 when `_WORD` counts it as part of a word, else 0 (measured over every code point by
-    the pattern itself, so the two can never disagree; one gather then classifies and weights a text)."""
+    """Per code point c: f + 1 where f is c case-folded, when `_WORD` counts f as part of a word, else 0 (and
+    `_LONGER` where c folds to several characters). Measured over every code point by the pattern and
+    `str.casefold` themselves, so the two can never disagree; one gather then folds, classifies and weights a text
+    (casefolding a str is per character and costs as much as the whole numpy pass)."""
     every = "".join(" " if 0xD800 <= c < 0xE000 else chr(c) for c in range(0x110000))
-    values = np.zeros(0x110000, dtype=np.uint64)
+    longer = [c for c in every if len(c.casefold()) > 1]
+    folded = every.translate({ord(c): " " for c in longer}).casefold()  # now one character for one
+    word = np.zeros(0x110000, dtype=np.uint32)  # c + 1 for a word character, else 0
     for m in _WORD.finditer(every):
-        values[m.start() : m.end()] = np.arange(m.start() + 1, m.end() + 1, dtype=np.uint64)
+        word[m.start() : m.end()] = np.arange(m.start() + 1, m.end() + 1, dtype=np.uint32)
+    fold = np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    values = word[fold]
+    values[[ord(c) for c in longer]] = _LONGER
     return values
 
 
 def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The hashes of `words(text)` of every text, concatenated, and each text's word count, in a few numpy passes
-    over the texts' code points (no Python object per word: the per-word loop was most of the check's time).
+    over the texts' code points (no Python object per word).
 
-    A word's hash is a polynomial in its code points, wrapping at 2**64, through splitmix64's finaliser; it does
-    not depend on the process (Python's `hash` of a str does), so an index and a scan agree across processes."""
-    folded = [t.casefold() for t in texts]
-    joined = "\0".join(folded)  # NUL is no word character: words never run across texts
+    A word's hash is a polynomial in its code points, sum of (c + 1) * M**(i - start), wrapping at 2**64, through
+    splitmix64's finaliser; it does not depend on the process, so an index and a scan agree across processes."""
+    joined = "\0".join(texts)  # NUL is no word character: words never run across texts
+    bounds = np.cumsum([0] + [len(t) + 1 for t in texts])  # text k starts at bounds[k]
+    ascii_ = joined.isascii()
+    cp = np.frombuffer(joined.encode("ascii") if ascii_ else joined.encode("utf-32-le", "surrogatepass"),
+                       dtype=np.uint8 if ascii_ else np.uint32)  # fmt: skip
+    values = np.take(_word_values(), cp)
+    if not ascii_ and values.max(initial=0) == _LONGER:  # fold the texts that need it with str.casefold, again
+        refold = set((np.searchsorted(bounds, np.flatnonzero(values == _LONGER), side="right") - 1).tolist())
+        return word_hashes([t.casefold() if k in refold else t for k, t in enumerate(texts)])
     parts, at = [], 0
-    while at < len(joined):  # pieces of about _PIECE code points, cut at a non-word character
-        cut = _NON_WORD.search(joined, min(at + _PIECE, len(joined)))
-        stop = cut.start() + 1 if cut else len(joined)
-        parts.append(_piece_hashes(joined[at:stop], at))
+    while at < len(values):  # pieces of about _PIECE code points, each ending at a non-word character
+        stop = min(at + _PIECE, len(values))
+        while stop < len(values) and values[stop - 1]:
+            ahead = np.flatnonzero(values[stop : stop + _PIECE] == 0)
+            stop = stop + int(ahead[0]) + 1 if len(ahead) else min(stop + _PIECE, len(values))
+        parts.append(_piece_hashes(values[at:stop], at))
         at = stop
     hashes = np.concatenate([h for h, _ in parts]) if parts else np.empty(0, dtype=np.uint64)
     starts = np.concatenate([w for _, w in parts]) if parts else np.empty(0, dtype=np.int64)
-    text_start = np.cumsum([0] + [len(f) + 1 for f in folded])[:-1]
-    counts = np.bincount(np.searchsorted(text_start, starts, side="right") - 1, minlength=len(texts))
+    counts = np.diff(np.searchsorted(starts, bounds))  # words starting inside each text
     return hashes, counts.astype(np.int64)
 
 
-def _piece_hashes(text: str, offset: int) -> tuple[np.ndarray, np.ndarray]:
-    """The hashes of the words of `text` (cut at non-word characters) and their start positions plus `offset`.
+def _piece_hashes(values: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """The hashes of the words in a piece of `_word_values` (cut at non-word characters) and their start positions
+    plus `offset`.
 
-    Each code point c at position i adds (c + 1) * M**i; a word's sum is then brought to its own origin by
-    M**-start (M is odd, so it has an inverse modulo 2**64): one pass over the code points, no per-word loop."""
-    ascii_ = text.isascii()
-    cp = np.frombuffer(text.encode("ascii") if ascii_ else text.encode("utf-32-le", "surrogatepass"),
-                       dtype=np.uint8 if ascii_ else np.uint32)  # fmt: skip
-    values = _word_values()[cp]
-    is_word = values != 0
-    starts = np.flatnonzero(np.diff(is_word.view(np.int8), prepend=np.int8(0)) == 1)
+    With P the prefix sums of (c + 1) * M**i over the code points, the word [s, e) sums to (P[e] - P[s]), brought
+    to its own origin by M**-s (M is odd, so it has an inverse modulo 2**64): a few passes, no per-word loop."""
+    n = len(values)
+    is_word = np.zeros(n + 2, dtype=bool)  # padded with a non-word character at either end
+    np.not_equal(values, 0, out=is_word[1 : n + 1])
+    edges = np.flatnonzero(is_word[1:] != is_word[:-1])  # alternately a word's first and one past its last
+    starts, ends = edges[0::2], edges[1::2]
     if not len(starts):
         return np.empty(0, dtype=np.uint64), starts.astype(np.int64)
-    up, down = _powers(len(cp))
+    up, down = _powers(n + 1)
+    sums = np.empty(n + 1, dtype=np.uint64)
+    sums[0] = 0
     with np.errstate(over="ignore"):
-        values *= up[: len(cp)]  # the gather made a new array: weighted in place
-        h = _mix(np.add.reduceat(values, starts, dtype=np.uint64) * down[starts])
+        np.multiply(values, up[:n], out=sums[1:])
+        np.add.accumulate(sums, out=sums)  # np.cumsum is twice as slow here
+        h = _mix((sums[ends] - sums[starts]) * down[starts])
     return h, starts.astype(np.int64) + offset
-
-
-_PIECE = 1 << 20
-_NON_WORD = re.compile(r"[\W_]")
 
 
 @functools.cache
@@ -91,7 +113,7 @@ _POWERS: list[np.ndarray] = []
 def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     """M**i and M**-i modulo 2**64 for i < n (grown as needed, kept for the next batch)."""
     if not _POWERS or len(_POWERS[0]) < n:
-        size = max(n, 2 * len(_POWERS[0]) if _POWERS else _PIECE + 1)
+        size = max(n, 2 * len(_POWERS[0]) if _POWERS else _PIECE + 64)
         up = np.cumprod(np.full(size, int(_MULT), dtype=np.uint64), dtype=np.uint64)
         down = np.cumprod(np.full(size, _inverse(int(_MULT)), dtype=np.uint64), dtype=np.uint64)
         up[1:], up[0] = up[:-1].copy(), 1
@@ -108,7 +130,7 @@ def _mix(h: np.ndarray) -> np.ndarray:
 
 
 def grams(h: np.ndarray, n: int) -> np.ndarray:
-    """Polynomial hashes of every n-gram of the word hashes `h` (wrapping uint64 arithmetic)."""
+    """Polynomial hashes of every n-gram of the word hashes `h`: sum of h[i + j] * M**(n - 1 - j), wrapping."""
     if len(h) < n:
         return np.empty(0, dtype=np.uint64)
     g = h[: len(h) - n + 1].copy()
@@ -118,15 +140,24 @@ def grams(h: np.ndarray, n: int) -> np.ndarray:
     return g
 
 
-def grams_of_lengths(h: np.ndarray, lengths: set[int]) -> dict[int, np.ndarray]:
-    """`grams(h, n)` for every n in `lengths`, in max(lengths) passes: an (n+1)-gram is an n-gram times the
-    multiplier plus the next word."""
-    out: dict[int, np.ndarray] = {}
-    g = h.copy()
+def gram_sums(h: np.ndarray, longest: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """For successive spans of the word hashes `h`: (offset, words in the span, S), S the prefix sums of
+    h[offset + k] * M**-k over the span and `longest - 1` words beyond it, so that `window(S, at, n)` hashes any
+    n-gram (n <= longest) that starts in the span and ends in `h`. Spans of at most _PIECE words keep the arrays
+    and the table of powers bounded."""
+    for offset in range(0, len(h), _PIECE):
+        span = h[offset : offset + _PIECE + longest - 1]
+        _, down = _powers(len(span) + 1)
+        sums = np.empty(len(span) + 1, dtype=np.uint64)
+        sums[0] = 0
+        with np.errstate(over="ignore"):
+            np.multiply(span, down[: len(span)], out=sums[1:])
+            np.add.accumulate(sums, out=sums)
+        yield offset, min(_PIECE, len(h) - offset), sums
+
+
+def window(sums: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """`grams(h, n)[at]` from the prefix sums of one span (`gram_sums`): (S[a + n] - S[a]) * M**(a + n - 1)."""
+    up, _ = _powers(len(sums))
     with np.errstate(over="ignore"):
-        for n in range(1, max(lengths, default=0) + 1):
-            if n > 1:
-                g = g[: len(h) - n + 1] * _MULT + h[n - 1 :] if len(h) >= n else np.empty(0, dtype=np.uint64)
-            if n in lengths:
-                out[n] = g
-    return out
+        return (sums[at + n] - sums[at]) * up[at + n - 1]
