@@ -234,12 +234,18 @@ def test_the_check_agrees_with_a_plain_reference_on_random_and_adversarial_texts
             else:
                 ws.insert(at, rng.choice(VOCAB))
         texts.append(text(rng.choices(VOCAB, k=rng.randint(0, 30)) + ws + rng.choices(VOCAB, k=rng.randint(0, 30))))
+    for p in phrases:  # an item split across consecutive texts (all but its last word): no window spans the two
+        texts += [text(p[:-1]), text(p[-1:])]
     expected = _reference_pairs(items, texts)
     assert 20 < len(expected) < len(texts) * len(items) / 10  # both outcomes occur
+    loose = _reference_pairs(items, texts, coverage=1e-9)  # any shared n-gram (GPT-3's rule)
+    assert len(loose) > len(expected)
     for piece in (1 << 20, 16):  # one numpy piece per batch, then many (cut at non-word characters)
         monkeypatch.setattr(decontam_hash, "_PIECE", piece)
         scanner = Scanner(NgramIndex.build(items))
         pairs = {(int(d), int(k)) for p in scanner.match(texts) for d, k in p}
         assert pairs == expected, (piece, sorted(pairs ^ expected)[:5])
+        pairs = {(int(d), int(k)) for p in Scanner(scanner.index, 1e-9).match(texts) for d, k in p}
+        assert pairs == loose, (piece, sorted(pairs ^ loose)[:5])
         alone = {(d, int(k)) for d, t in enumerate(texts[:40]) for p in scanner.match([t]) for _, k in p}
         assert alone == {(d, k) for d, k in expected if d < 40}  # a text's result does not depend on its batch
