@@ -8,7 +8,11 @@ anyway); the check = reading + normalising + hashing + looking up n-grams. Times
 tracemalloc's peak of Python and numpy allocations during a second scan (the suite's index is built before;
 tracemalloc slows allocation, so the timed scan runs without it).
 
-It also prints, from the pool's hidden labels, how many of the flagged documents are the sandbox's leaked ones.
+It also prints where the check's CPU time goes, measured inside the timed check (`Scanner.timings`): reading
+(gzip + JSON parse), the word pass (normalising and hashing words), the n-gram windows (their hashes and the
+prefix-bit table), the lookups and the coverage test, and the rest (batching, byte counts, the report); then the
+target of issue 27, the check at >= 0.5x the read rate, as met or missed on the large subset. And, from the pool's
+hidden labels, how many of the flagged documents are the sandbox's leaked ones.
 Usage: python benchmarks/decontam_bench.py [--small 2] [--large 24]
 """
 
@@ -31,18 +35,30 @@ def _read(paths: list[str]) -> tuple[int, int]:
     return docs, nbytes
 
 
-def _check(paths: list[str], suite: str, index) -> tuple[object, float, int]:
-    """The check timed on its own, then run again under tracemalloc for its peak (tracemalloc slows it down)."""
+TARGET = 0.5  # issue 27: the check at >= 0.5x the rate of reading the same files
+PHASES = {"read": "read/parse", "words": "word pass", "windows": "n-gram windows", "lookups": "lookups/coverage"}
+
+
+def _check(paths: list[str], suite: str, index) -> tuple[object, float, dict[str, float], int]:
+    """The check timed on its own (with its phases), then again under tracemalloc for its peak (tracemalloc slows
+    it down)."""
     from harness.submit.decontam import iter_jsonl_documents, scan_documents
 
+    timings: dict[str, float] = {}
     started = time.process_time()
-    report = scan_documents(iter_jsonl_documents(paths), suite, index)
+    report = scan_documents(iter_jsonl_documents(paths), suite, index, timings=timings)
     seconds = time.process_time() - started
     tracemalloc.start()
     scan_documents(iter_jsonl_documents(paths), suite, index)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return report, seconds, peak
+    return report, seconds, timings, peak
+
+
+def _breakdown(seconds: float, timings: dict[str, float]) -> str:
+    shares = {label: timings.get(key, 0.0) / seconds for key, label in PHASES.items()}
+    shares["other"] = 1 - sum(shares.values())
+    return "  where the check's CPU time goes: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
 
 
 def main() -> None:
@@ -68,7 +84,7 @@ def main() -> None:
         started = time.process_time()
         docs, nbytes = _read(paths)
         read_s = time.process_time() - started
-        report, check_s, peak = _check(paths, suite, index)
+        report, check_s, timings, peak = _check(paths, suite, index)
         mb = nbytes / 1e6
         flagged = set(report.contaminated_document_ids)  # type: ignore[attr-defined]
         ids = {doc_id for doc_id, _ in iter_jsonl_documents(paths)}
@@ -81,6 +97,10 @@ def main() -> None:
             f"{peak / 2**20:.1f} MiB | {report.contaminated_documents} contaminated documents, "  # type: ignore[attr-defined]
             f"{report.contaminated_items} items"  # type: ignore[attr-defined]
         )
+        print(_breakdown(check_s, timings))
+        ratio = read_s / check_s
+    verdict = "met" if ratio >= TARGET else "missed"
+    print(f"target >= {TARGET}x the read rate: {verdict} ({ratio:.2f}x, {args.large} shards)")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import contextlib
 import io
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.submit.decontam_hash import gram_sums, grams, window, word_hashes
+from harness.submit.decontam_hash import (
+    flag,
+    flag_type,
+    gram_sums,
+    grams,
+    sorted_unique,
+    window,
+    window_slots,
+    word_hashes,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -116,12 +126,13 @@ class NgramIndex:
             tables[length] = _Table(uniq, np.append(starts, len(g)), o, p)
         prefix = min(tables, default=0)
         entries = sum(len(t.items) for t in tables.values())
-        bloom = np.zeros(1 << max(16, int(entries * _BLOOM_BITS_PER_GRAM).bit_length()), dtype=_flag_type(tables))
-        bits = {length: _flag(bloom, j) for j, length in enumerate(tables)}
+        slot_bits = max(16, int(entries * _BLOOM_BITS_PER_GRAM).bit_length())
+        bloom = np.zeros(1 << slot_bits, dtype=flag_type(len(tables)))
+        bits = {length: flag(bloom, j) for j, length in enumerate(tables)}
         for hashes in item_hashes.values():  # the first `prefix` words of every n-gram of every item
             length = min(n, len(hashes))
-            at = (grams(hashes, prefix)[: len(hashes) - length + 1] & np.uint64(len(bloom) - 1)).astype(np.int64)
-            bloom[at] |= bits[length]
+            at = grams(hashes, prefix)[: len(hashes) - length + 1] >> np.uint64(64 - slot_bits)
+            bloom[at.astype(np.int64)] |= bits[length]
         return cls(items, n, counts, tables, prefix, bloom)
 
 
@@ -138,6 +149,16 @@ class Scanner:
     _item_hits: dict[int, int] = field(default_factory=dict)
     _docs: list[str] = field(default_factory=list)
     _n_docs: int = 0
+    #: When given, CPU seconds are added here per phase of the check ("words": normalising and hashing words;
+    #: "windows": n-gram hashes and the prefix table; "lookups": binary searches and coverage; `scan_documents`
+    #: adds "read", the time its input took to yield the documents), for benchmarks/decontam_bench.py.
+    timings: dict[str, float] | None = None
+
+    def _lap(self, phase: str, since: float) -> float:
+        now = time.process_time()
+        if self.timings is not None:
+            self.timings[phase] = self.timings.get(phase, 0.0) + now - since
+        return now
 
     def add(self, doc_id: str, text: str) -> None:
         self._batch.append((doc_id, text))
@@ -169,30 +190,36 @@ class Scanner:
     def match(self, texts: list[str]) -> list[np.ndarray]:
         """Per table of the index (in its order): the (text, item) pairs where the text holds the item, sorted.
         A text's pairs depend on that text alone, whatever else is in the list."""
-        index = self.index
+        index, clock = self.index, time.process_time()
         h, counts = word_hashes(texts)
+        clock = self._lap("words", clock)
         ends = np.cumsum(counts)  # one past each text's last word
         found: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {length: [] for length in index.tables}
-        mask = np.uint64(len(index.bloom) - 1)
+        slot_bits = len(index.bloom).bit_length() - 1
         for offset, span, sums in gram_sums(h, max(index.tables, default=1)):
             # Every window of `prefix` words starting in this span: one gather in the prefix table drops most.
-            at = np.arange(min(span, len(sums) - index.prefix))
-            if not len(at) or not index.tables:
+            starting = min(span, len(sums) - index.prefix)
+            if starting <= 0 or not index.tables:
                 break
-            flags = index.bloom[(window(sums, at, index.prefix) & mask).astype(np.int64)]
+            flags = index.bloom[window_slots(sums, starting, index.prefix, slot_bits)]
             cand = np.flatnonzero(flags)
             flags = flags[cand]
             doc = np.searchsorted(ends, cand + offset, side="right")
             room = ends[doc] - offset - cand  # words from the window's start to its text's end
             for j, (length, table) in enumerate(index.tables.items()):
                 # The window's prefix starts an n-gram of this table, and it does not cross into the next text.
-                keep = ((flags & _flag(flags, j)) != 0) & (room >= length)
+                keep = ((flags & flag(flags, j)) != 0) & (room >= length)
                 g = window(sums, cand[keep], length)
+                clock = self._lap("windows", clock)
                 pos = np.searchsorted(table.grams, g)
                 pos[pos >= len(table.grams)] = 0
                 hit = table.grams[pos] == g
                 found[length].append((doc[keep][hit], pos[hit]))
-        return [self._hits(found[length], length, table) for length, table in index.tables.items()]
+                clock = self._lap("lookups", clock)
+        clock = self._lap("windows", clock)
+        pairs = [self._hits(found[length], length, table) for length, table in index.tables.items()]
+        self._lap("lookups", clock)
+        return pairs
 
     def _hits(self, found: list[tuple[np.ndarray, np.ndarray]], length: int, table: _Table) -> np.ndarray:
         """(text, item) pairs where the text holds at least min_coverage of the item, from the (text, n-gram)
@@ -202,12 +229,12 @@ class Scanner:
             return np.empty((0, 2), dtype=np.int64)
         pos = np.concatenate([p for _, p in found])
         # Each distinct n-gram once per text (sorted 1-d keys: np.unique is many times slower than a sort).
-        key = _sorted_unique(docs.astype(np.int64) * len(table.grams) + pos)
+        key = sorted_unique(docs.astype(np.int64) * len(table.grams) + pos)
         doc, gram = np.divmod(key, len(table.grams))
         starts, sizes = table.starts[gram], table.starts[gram + 1] - table.starts[gram]
         entry = np.repeat(starts, sizes) + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         n_items, width = len(self.index.items), self.index.max_words + 1
-        triple = _sorted_unique((np.repeat(doc, sizes) * n_items + table.items[entry]) * width + table.positions[entry])
+        triple = sorted_unique((np.repeat(doc, sizes) * n_items + table.items[entry]) * width + table.positions[entry])
         pair, position = np.divmod(triple, width)  # sorted by text, item, position
         return self._covering(pair, position, length)
 
@@ -301,22 +328,6 @@ class ContaminationReport:
 # ------------------------------------------------------------------------------------------- suite items
 
 
-def _flag_type(tables: dict[int, _Table]) -> type[np.unsignedinteger]:
-    """The narrowest unsigned type with a bit per table (tables beyond 64 share bits: a filter may pass more)."""
-    return next((t for t in (np.uint8, np.uint16, np.uint32) if len(tables) <= np.iinfo(t).bits), np.uint64)
-
-
-def _flag(a: np.ndarray, j: int) -> np.unsignedinteger:
-    """Bit j (modulo the type's width) in the type of `a`."""
-    return a.dtype.type(1 << (j % (8 * a.dtype.itemsize)))
-
-
-def _sorted_unique(a: np.ndarray) -> np.ndarray:
-    """np.unique(a) by a sort: the same array, without numpy 2's hashing path (several times slower here)."""
-    a = np.sort(a)
-    return a[np.append(True, a[1:] != a[:-1])] if len(a) else a
-
-
 def suite_items(suite: Suite, data_root: Path | None) -> list[Item]:
     """Every item of every task of the suite: the zero-shot prompt followed by the gold answer, as lm-eval
     renders them. Raises SuiteDataMissing naming the task and how to get its data."""
@@ -370,14 +381,23 @@ def track_index(track: Track, *, mirror: str | None = None, n: int = NGRAM) -> t
 
 
 def scan_documents(
-    docs: Iterable[tuple[str, str]], suite: str, index: NgramIndex, *, min_coverage: float = MIN_COVERAGE
+    docs: Iterable[tuple[str, str]],
+    suite: str,
+    index: NgramIndex,
+    *,
+    min_coverage: float = MIN_COVERAGE,
+    timings: dict[str, float] | None = None,
 ) -> ContaminationReport:
-    """Stream (id, text) pairs through the check."""
-    scanner = Scanner(index, min_coverage)
+    """Stream (id, text) pairs through the check (`timings`: see `Scanner.timings`)."""
+    scanner = Scanner(index, min_coverage, timings=timings)
     stream = iter(docs)
-    while batch := list(itertools.islice(stream, BATCH_DOCUMENTS)):
+    while True:
+        clock = time.process_time()
+        batch = list(itertools.islice(stream, BATCH_DOCUMENTS))
+        scanner._lap("read", clock)
+        if not batch:
+            return scanner.result(suite)
         scanner.add_many(batch)
-    return scanner.result(suite)
 
 
 def iter_jsonl_documents(paths: Iterable[str], progress: Progress | None = None) -> Iterator[tuple[str, str]]:

@@ -86,7 +86,7 @@ def _piece_hashes(values: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarr
     is_word = np.zeros(n + 2, dtype=bool)  # padded with a non-word character at either end
     np.not_equal(values, 0, out=is_word[1 : n + 1])
     edges = np.flatnonzero(is_word[1:] != is_word[:-1])  # alternately a word's first and one past its last
-    starts, ends = edges[0::2], edges[1::2]
+    starts = edges[0::2]
     if not len(starts):
         return np.empty(0, dtype=np.uint64), starts.astype(np.int64)
     up, down = _powers(n + 1)
@@ -95,8 +95,11 @@ def _piece_hashes(values: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarr
     with np.errstate(over="ignore"):
         np.multiply(values, up[:n], out=sums[1:])
         np.add.accumulate(sums, out=sums)  # np.cumsum is twice as slow here
-        h = _mix((sums[ends] - sums[starts]) * down[starts])
-    return h, starts.astype(np.int64) + offset
+        at = sums[edges]  # one gather for both ends of every word
+        h = at[1::2] - at[0::2]
+        h *= down[starts]
+        _mix(h)
+    return h, starts + offset
 
 
 @functools.cache
@@ -123,10 +126,14 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: every input bit reaches every output bit."""
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return h ^ (h >> np.uint64(31))
+    """splitmix64's finaliser, in place: every input bit reaches every output bit."""
+    shifted = np.empty_like(h)
+    with np.errstate(over="ignore"):
+        for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            h ^= np.right_shift(h, np.uint64(shift), out=shifted)
+            h *= np.uint64(mult)
+        h ^= np.right_shift(h, np.uint64(31), out=shifted)
+    return h
 
 
 def grams(h: np.ndarray, n: int) -> np.ndarray:
@@ -161,3 +168,30 @@ def window(sums: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
     up, _ = _powers(len(sums))
     with np.errstate(over="ignore"):
         return (sums[at + n] - sums[at]) * up[at + n - 1]
+
+
+def window_slots(sums: np.ndarray, count: int, n: int, bits: int) -> np.ndarray:
+    """The top `bits` bits of `window(sums, np.arange(count), n)`, as indices: the n-grams starting at the first
+    `count` words of a span, hashed in place from slices (no gathers)."""
+    up, _ = _powers(len(sums))
+    g = sums[n : n + count] - sums[:count]
+    with np.errstate(over="ignore"):
+        g *= up[n - 1 : n - 1 + count]
+    g >>= np.uint64(64 - bits)
+    return g.view(np.int64)
+
+
+def flag_type(bits: int) -> type[np.unsignedinteger]:
+    """The narrowest unsigned type with `bits` bits (beyond 64, bits are shared: a filter may pass more)."""
+    return next((t for t in (np.uint8, np.uint16, np.uint32) if bits <= np.iinfo(t).bits), np.uint64)
+
+
+def flag(a: np.ndarray, j: int) -> np.unsignedinteger:
+    """Bit j (modulo the type's width) in the type of `a`."""
+    return a.dtype.type(1 << (j % (8 * a.dtype.itemsize)))
+
+
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """np.unique(a) by a sort: the same array, without numpy 2's hashing path (several times slower here)."""
+    a = np.sort(a)
+    return a[np.append(True, a[1:] != a[:-1])] if len(a) else a
