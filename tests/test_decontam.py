@@ -249,3 +249,20 @@ def test_the_check_agrees_with_a_plain_reference_on_random_and_adversarial_texts
         assert pairs == loose, (piece, sorted(pairs ^ loose)[:5])
         alone = {(d, int(k)) for d, t in enumerate(texts[:40]) for p in scanner.match([t]) for _, k in p}
         assert alone == {(d, k) for d, k in expected if d < 40}  # a text's result does not depend on its batch
+
+
+def test_the_hash_table_of_n_grams_finds_what_a_binary_search_finds() -> None:
+    import numpy as np
+
+    from harness.submit.decontam_hash import slot_find, slot_table
+
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 5, 3000):
+        keys = np.unique(rng.integers(0, 2**64, size, dtype=np.uint64))
+        if size == 3000:  # a run of keys with the same top bits (and the last slots): probes run long and wrap
+            keys = np.unique(np.concatenate([keys, np.uint64(2**64 - 1) - np.arange(200, dtype=np.uint64)]))
+        queries = np.concatenate([keys, rng.integers(0, 2**64, 500, dtype=np.uint64), keys[::7] + np.uint64(1)])
+        expected = np.searchsorted(keys, queries)
+        present = expected < len(keys)
+        present[present] = keys[expected[present]] == queries[present]
+        assert np.array_equal(slot_find(slot_table(keys), keys, queries), np.where(present, expected, -1)), size

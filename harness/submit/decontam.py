@@ -41,6 +41,8 @@ from harness.submit.decontam_hash import (
     flag_type,
     gram_sums,
     grams,
+    slot_find,
+    slot_table,
     sorted_unique,
     window,
     window_slots,
@@ -86,6 +88,7 @@ class _Table:
     starts: np.ndarray
     items: np.ndarray
     positions: np.ndarray  # first word position of the n-gram in that item
+    slots: np.ndarray  # `slot_table(grams)`: a hash table of the n-grams, for lookups
 
 
 @dataclass
@@ -123,10 +126,10 @@ class NgramIndex:
             order = np.lexsort((p, o, g))
             g, o, p = g[order], o[order], p[order]
             uniq, starts = np.unique(g, return_index=True)
-            tables[length] = _Table(uniq, np.append(starts, len(g)), o, p)
+            tables[length] = _Table(uniq, np.append(starts, len(g)), o, p, slot_table(uniq))
         prefix = min(tables, default=0)
         entries = sum(len(t.items) for t in tables.values())
-        slot_bits = max(16, int(entries * _BLOOM_BITS_PER_GRAM).bit_length())
+        slot_bits = min(24, max(16, int(entries * _BLOOM_BITS_PER_GRAM).bit_length()))  # 16 MiB at most
         bloom = np.zeros(1 << slot_bits, dtype=flag_type(len(tables)))
         bits = {length: flag(bloom, j) for j, length in enumerate(tables)}
         for hashes in item_hashes.values():  # the first `prefix` words of every n-gram of every item
@@ -211,9 +214,8 @@ class Scanner:
                 keep = ((flags & flag(flags, j)) != 0) & (room >= length)
                 g = window(sums, cand[keep], length)
                 clock = self._lap("windows", clock)
-                pos = np.searchsorted(table.grams, g)
-                pos[pos >= len(table.grams)] = 0
-                hit = table.grams[pos] == g
+                pos = slot_find(table.slots, table.grams, g)
+                hit = pos >= 0
                 found[length].append((doc[keep][hit], pos[hit]))
                 clock = self._lap("lookups", clock)
         clock = self._lap("windows", clock)

@@ -181,6 +181,40 @@ def window_slots(sums: np.ndarray, count: int, n: int, bits: int) -> np.ndarray:
     return g.view(np.int64)
 
 
+def slot_table(keys: np.ndarray) -> np.ndarray:
+    """An open-addressing table of the sorted distinct uint64 `keys`, at most half full: per slot, 1 + the index of
+    the key in it (0: empty). A key's first slot is its top bits, then the next ones (linear probing)."""
+    bits = max(4, (2 * len(keys)).bit_length())
+    slots = np.zeros(1 << bits, dtype=np.int32 if len(keys) < 2**31 - 1 else np.int64)
+    pending = np.arange(len(keys))
+    at = (keys >> np.uint64(64 - bits)).astype(np.int64)
+    while len(pending):  # each round, the first key wanting an empty slot takes it; the others try the next
+        free = pending[slots[at[pending]] == 0]
+        _, first = np.unique(at[free], return_index=True)
+        slots[at[free[first]]] = free[first] + 1
+        pending = np.setdiff1d(pending, free[first], assume_unique=True)
+        at[pending] = (at[pending] + 1) & (len(slots) - 1)
+    return slots
+
+
+def slot_find(slots: np.ndarray, keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """The index in `keys` of each query (-1: absent), through `slot_table(keys)`: a gather or two per query where
+    a binary search takes a dozen dependent ones."""
+    mask = len(slots) - 1
+    out = np.full(len(queries), -1, dtype=np.int64)
+    if not len(keys):
+        return out
+    todo, at = np.arange(len(queries)), (queries >> np.uint64(65 - len(slots).bit_length())).astype(np.int64)
+    while len(todo):
+        index = slots[at].astype(np.int64) - 1
+        taken = index >= 0
+        hit = taken & (keys[index] == queries)
+        out[todo[hit]] = index[hit]
+        more = taken & ~hit
+        todo, at, queries = todo[more], (at[more] + 1) & mask, queries[more]
+    return out
+
+
 def flag_type(bits: int) -> type[np.unsignedinteger]:
     """The narrowest unsigned type with `bits` bits (beyond 64, bits are shared: a filter may pass more)."""
     return next((t for t in (np.uint8, np.uint16, np.uint32) if bits <= np.iinfo(t).bits), np.uint64)
