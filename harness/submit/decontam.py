@@ -204,7 +204,7 @@ class Scanner:
             starting = min(span, len(sums) - index.prefix)
             if starting <= 0 or not index.tables:
                 break
-            flags = index.bloom[window_slots(sums, starting, index.prefix, slot_bits)]
+            flags = np.take(index.bloom, window_slots(sums, starting, index.prefix, slot_bits), mode="clip")
             cand = np.flatnonzero(flags)
             flags = flags[cand]
             doc = np.searchsorted(ends, cand + offset, side="right")

@@ -58,7 +58,7 @@ def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     ascii_ = joined.isascii()
     cp = np.frombuffer(joined.encode("ascii") if ascii_ else joined.encode("utf-32-le", "surrogatepass"),
                        dtype=np.uint8 if ascii_ else np.uint32)  # fmt: skip
-    values = np.take(_word_values(), cp)
+    values = np.take(_word_values(), cp, mode="clip")  # in range: "clip" skips numpy's bounds checks
     if not ascii_ and values.max(initial=0) == _LONGER:  # fold the texts that need it with str.casefold, again
         refold = set((np.searchsorted(bounds, np.flatnonzero(values == _LONGER), side="right") - 1).tolist())
         return word_hashes([t.casefold() if k in refold else t for k, t in enumerate(texts)])
@@ -95,9 +95,9 @@ def _piece_hashes(values: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarr
     with np.errstate(over="ignore"):
         np.multiply(values, up[:n], out=sums[1:])
         np.add.accumulate(sums, out=sums)  # np.cumsum is twice as slow here
-        at = sums[edges]  # one gather for both ends of every word
+        at = np.take(sums, edges, mode="clip")  # one gather for both ends of every word
         h = at[1::2] - at[0::2]
-        h *= down[starts]
+        h *= np.take(down, starts, mode="clip")
         _mix(h)
     return h, starts + offset
 
@@ -206,7 +206,7 @@ def slot_find(slots: np.ndarray, keys: np.ndarray, queries: np.ndarray) -> np.nd
         return out
     todo, at = np.arange(len(queries)), (queries >> np.uint64(65 - len(slots).bit_length())).astype(np.int64)
     while len(todo):
-        index = slots[at].astype(np.int64) - 1
+        index = np.take(slots, at, mode="clip").astype(np.int64) - 1
         taken = index >= 0
         hit = taken & (keys[index] == queries)
         out[todo[hit]] = index[hit]
