@@ -14,7 +14,7 @@ It also prints where the check's CPU time goes, measured inside the timed check 
 prefix-bit table), the lookups and the coverage test, and the rest (batching, byte counts, the report); then the
 target of issue 27, the check at >= 0.5x the read rate, as met or missed on the large subset. And, from the pool's
 hidden labels, how many of the flagged documents are the sandbox's leaked ones.
-Usage: python benchmarks/decontam_bench.py [--small 2] [--large 24] [--repeat 3]
+Usage: python benchmarks/decontam_bench.py [--small 2] [--large 24] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=2, help="shards in the small subset (default 2)")
     parser.add_argument("--large", type=int, default=8, help="shards in the large subset (default 8)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each, the fastest kept (default 3)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each, the fastest kept (default 5)")
     args = parser.parse_args()
 
     from harness.pools import ensure_pool

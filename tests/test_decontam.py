@@ -266,3 +266,16 @@ def test_the_hash_table_of_n_grams_finds_what_a_binary_search_finds() -> None:
         present = expected < len(keys)
         present[present] = keys[expected[present]] == queries[present]
         assert np.array_equal(slot_find(slot_table(keys), keys, queries), np.where(present, expected, -1)), size
+
+
+def test_every_code_point_is_folded_and_classified_as_casefold_and_the_pattern_do() -> None:
+    import numpy as np
+
+    from harness.submit.decontam_hash import word_hashes, words
+
+    texts = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]  # ß -> ss, İ -> i̇, ﬁ -> fi, ...
+    hashes, counts = word_hashes(texts)
+    expected = [words(t) for t in texts]
+    assert counts.tolist() == [len(w) for w in expected]
+    folded = [w for ws in expected for w in ws]  # already folded: their own hashes need no folding
+    assert np.array_equal(hashes, word_hashes(folded)[0]) and len(folded) > 100_000

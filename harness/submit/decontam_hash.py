@@ -35,15 +35,22 @@ def _word_values() -> np.ndarray:
     `_LONGER` where c folds to several characters). Measured over every code point by the pattern and
     `str.casefold` themselves, so the two can never disagree; one gather then folds, classifies and weights a text
     (casefolding a str is per character and costs as much as the whole numpy pass)."""
-    every = "".join(" " if 0xD800 <= c < 0xE000 else chr(c) for c in range(0x110000))
-    longer = [c for c in every if len(c.casefold()) > 1]
-    folded = every.translate({ord(c): " " for c in longer}).casefold()  # now one character for one
+    codes = np.arange(0x110000, dtype=np.uint32)
+    codes[0xD800:0xE000] = ord(" ")  # lone surrogates are no word characters
+    every = codes.tobytes().decode("utf-32-le")
+    parts, longer = [], []
+    for at in range(0, len(every), 256):  # blocks: str.casefold is fast, the few longer foldings found per block
+        block = every[at : at + 256]
+        folded = block.casefold()
+        if len(folded) != len(block):
+            longer += [at + k for k, c in enumerate(block) if len(c.casefold()) > 1]
+            folded = "".join(" " if len(c.casefold()) > 1 else c.casefold() for c in block)
+        parts.append(folded)
     word = np.zeros(0x110000, dtype=np.uint32)  # c + 1 for a word character, else 0
     for m in _WORD.finditer(every):
         word[m.start() : m.end()] = np.arange(m.start() + 1, m.end() + 1, dtype=np.uint32)
-    fold = np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    values = word[fold]
-    values[[ord(c) for c in longer]] = _LONGER
+    values = word[np.frombuffer("".join(parts).encode("utf-32-le"), dtype=np.uint32)]
+    values[longer] = _LONGER
     return values
 
 
