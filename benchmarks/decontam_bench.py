@@ -65,10 +65,10 @@ def _peak(paths: list[str], suite: str, index) -> int:
     return peak
 
 
-def _breakdown(seconds: float, timings: dict[str, float]) -> str:
+def _shares(seconds: float, timings: dict[str, float]) -> str:
     shares = {label: timings.get(key, 0.0) / seconds for key, label in PHASES.items()}
     shares["other"] = 1 - sum(shares.values())
-    return "  where the check's CPU time goes: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+    return ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
 
 
 def main() -> None:
@@ -113,10 +113,13 @@ def main() -> None:
             f"{peak / 2**20:.1f} MiB | {report.contaminated_documents} contaminated documents, "  # type: ignore[attr-defined]
             f"{report.contaminated_items} items"  # type: ignore[attr-defined]
         )
-        print(_breakdown(check_s, timings))
+        print(f"  where the check's CPU time goes: {_shares(check_s, timings)}")
         ratio = read_s / check_s
-    verdict = "met" if ratio >= TARGET else "missed"
-    print(f"target >= {TARGET}x the read rate: {verdict} ({ratio:.2f}x, {args.large} shards)")
+    if ratio >= TARGET:
+        print(f"target >= {TARGET}x the read rate: met ({ratio:.2f}x, {args.large} shards)")
+    else:  # the figure to 3 places (0.50x can be a miss), and where the time beyond reading goes
+        print(f"target >= {TARGET}x the read rate: missed ({ratio:.2f}x = {ratio:.3f}, {args.large} shards; the "
+              f"check's CPU time: {_shares(check_s, timings)})")  # fmt: skip
 
 
 if __name__ == "__main__":
