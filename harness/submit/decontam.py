@@ -17,8 +17,8 @@ too: it is a near-duplicate of the item, whatever its origin.
 Memory is bounded by the suite: its n-gram hashes sit in sorted numpy arrays; the subset streams through in
 batches of documents, each batch's n-grams looked up at once. A bit table of the items' n-gram prefixes (their
 first `prefix` words, the shortest n-gram length) drops almost every window in one gather; the windows left are
-hashed at each n-gram length and binary-searched (`np.searchsorted`), and coverage is counted with sorts and
-prefix sums: no Python loop per window or per n-gram.
+hashed at each n-gram length and looked up in a hash table of the suite's n-grams, and coverage is counted with
+sorts: no Python loop per word, window or n-gram.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class NgramIndex:
     words_per_item: np.ndarray  # normalised words of each item (0 = too short, not checked)
     tables: dict[int, _Table] = field(default_factory=dict)
     prefix: int = 0  # words of the n-gram prefixes in `bloom` (the shortest n-gram length)
-    # uint[2**k] by the low bits of an n-gram prefix: bit j set when the j-th table has an n-gram with it
+    # uint[2**k] by the top k bits of an n-gram prefix's hash: bit j set when the j-th table has an n-gram with it
     bloom: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.uint8))
 
     @property
@@ -153,7 +153,7 @@ class Scanner:
     _docs: list[str] = field(default_factory=list)
     _n_docs: int = 0
     #: When given, CPU seconds are added here per phase of the check ("words": normalising and hashing words;
-    #: "windows": n-gram hashes and the prefix table; "lookups": binary searches and coverage; `scan_documents`
+    #: "windows": n-gram hashes and the prefix table; "lookups": hash-table lookups and coverage; `scan_documents`
     #: adds "read", the time its input took to yield the documents), for benchmarks/decontam_bench.py.
     timings: dict[str, float] | None = None
 
