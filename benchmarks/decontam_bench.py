@@ -55,9 +55,12 @@ def _check(paths: list[str], suite: str, index) -> tuple[object, float, dict[str
 
 
 def _peak(paths: list[str], suite: str, index) -> int:
-    """The check's peak of traced memory (tracemalloc slows it down, so it is not the timed run)."""
+    """The check's peak of traced memory (tracemalloc slows it down, so it is not the timed run), its work arrays
+    kept between batches included (given back first, so that the scan allocates them under the trace)."""
     from harness.submit.decontam import iter_jsonl_documents, scan_documents
+    from harness.submit.decontam_hash import release_scratch
 
+    release_scratch()
     tracemalloc.start()
     scan_documents(iter_jsonl_documents(paths), suite, index)
     peak = tracemalloc.get_traced_memory()[1]

@@ -65,7 +65,7 @@ def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     ascii_ = joined.isascii()
     cp = np.frombuffer(joined.encode("ascii") if ascii_ else joined.encode("utf-32-le", "surrogatepass"),
                        dtype=np.uint8 if ascii_ else np.uint32)  # fmt: skip
-    values = np.take(_word_values(), cp, mode="clip")  # in range: "clip" skips numpy's bounds checks
+    values = np.take(_word_values(), cp, mode="clip", out=_scratch("values", len(cp), np.uint32))  # "clip": in range
     if not ascii_ and values.max(initial=0) == _LONGER:  # fold the texts that need it with str.casefold, again
         refold = set((np.searchsorted(bounds, np.flatnonzero(values == _LONGER), side="right") - 1).tolist())
         return word_hashes([t.casefold() if k in refold else t for k, t in enumerate(texts)])
@@ -90,14 +90,15 @@ def _piece_hashes(values: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarr
     With P the prefix sums of (c + 1) * M**i over the code points, the word [s, e) sums to (P[e] - P[s]), brought
     to its own origin by M**-s (M is odd, so it has an inverse modulo 2**64): a few passes, no per-word loop."""
     n = len(values)
-    is_word = np.zeros(n + 2, dtype=bool)  # padded with a non-word character at either end
+    is_word = _scratch("is_word", n + 2, np.bool_)  # padded with a non-word character at either end
+    is_word[0] = is_word[n + 1] = False
     np.not_equal(values, 0, out=is_word[1 : n + 1])
     edges = np.flatnonzero(is_word[1:] != is_word[:-1])  # alternately a word's first and one past its last
     starts = edges[0::2]
     if not len(starts):
         return np.empty(0, dtype=np.uint64), starts.astype(np.int64)
     up, down = _powers(n + 1)
-    sums = np.empty(n + 1, dtype=np.uint64)
+    sums = _scratch("sums", n + 1, np.uint64)
     sums[0] = 0
     with np.errstate(over="ignore"):
         np.multiply(values, up[:n], out=sums[1:])
@@ -118,6 +119,25 @@ def _inverse(m: int) -> int:
 
 
 _POWERS: list[np.ndarray] = []
+_SCRATCH: dict[str, np.ndarray] = {}
+_SCRATCH_MAX = 4 * _PIECE  # elements kept from batch to batch, per work array (larger ones are not kept)
+
+
+def _scratch(name: str, n: int, dtype: type) -> np.ndarray:
+    """A work array of n elements, the same memory from batch to batch (grown as needed, up to _SCRATCH_MAX): a
+    fresh array of a few MiB comes from the system each time, and touching it page by page cost a tenth of the
+    check (benchmarks/decontam_bench.py)."""
+    have = _SCRATCH.get(name)
+    if have is None or len(have) < n:
+        have = np.empty(min(n + n // 4, max(n, _SCRATCH_MAX)), dtype=dtype)  # room for the next, larger batches
+        if len(have) <= _SCRATCH_MAX:
+            _SCRATCH[name] = have
+    return have[:n]
+
+
+def release_scratch() -> None:
+    """Give the work arrays kept between batches back (the next batch allocates them again)."""
+    _SCRATCH.clear()
 
 
 def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +182,7 @@ def gram_sums(h: np.ndarray, longest: int) -> Iterator[tuple[int, int, np.ndarra
     for offset in range(0, len(h), _PIECE):
         span = h[offset : offset + _PIECE + longest - 1]
         _, down = _powers(len(span) + 1)
-        sums = np.empty(len(span) + 1, dtype=np.uint64)
+        sums = _scratch("gram sums", len(span) + 1, np.uint64)
         sums[0] = 0
         with np.errstate(over="ignore"):
             np.multiply(span, down[: len(span)], out=sums[1:])
@@ -181,7 +201,7 @@ def window_slots(sums: np.ndarray, count: int, n: int, bits: int) -> np.ndarray:
     """The top `bits` bits of `window(sums, np.arange(count), n)`, as indices: the n-grams starting at the first
     `count` words of a span, hashed in place from slices (no gathers)."""
     up, _ = _powers(len(sums))
-    g = sums[n : n + count] - sums[:count]
+    g = np.subtract(sums[n : n + count], sums[:count], out=_scratch("slots", count, np.uint64))
     with np.errstate(over="ignore"):
         g *= up[n - 1 : n - 1 + count]
     g >>= np.uint64(64 - bits)
