@@ -143,7 +143,7 @@ def test_word_hashes_agree_with_the_words_of_the_pattern_for_any_text() -> None:
 
     import numpy as np
 
-    from harness.submit.decontam_hash import grams, grams_of_lengths, word_hashes, words
+    from harness.submit.decontam_hash import grams, word_hashes, words
 
     rng = random.Random(0)
     alphabet = "abcABC xyz,.!_-\u00df\u0130\u03a3\u03c3\u00e9e\u0301 12\u0663\u4e2d\n\t\U0001f600\u00bd\ufb01\x00"
@@ -156,5 +156,126 @@ def test_word_hashes_agree_with_the_words_of_the_pattern_for_any_text() -> None:
     assert len(set(seen.values())) == len(seen) > 1000  # and distinct words, distinct hashes
     long_word = "x" * (3 << 20)  # longer than a numpy piece: cut only at non-word characters
     assert word_hashes([long_word + " b", long_word])[0].tolist()[::2] == word_hashes([long_word])[0].tolist() * 2
-    h = hashes[:40]
-    assert all(np.array_equal(g, grams(h, n)) for n, g in grams_of_lengths(h, {1, 8, 13, 41}).items())
+    assert np.array_equal(grams(hashes[:3], 2), hashes[:2] * np.uint64(0x9E3779B97F4A7C15) + hashes[1:3])
+
+
+def test_window_hashes_from_prefix_sums_are_the_n_gram_hashes_across_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from harness.submit import decontam_hash
+    from harness.submit.decontam_hash import gram_sums, grams, window, word_hashes
+
+    h = word_hashes([" ".join(f"w{i % 37}" for i in range(300))])[0]
+    for piece in (1 << 20, 16):  # one span, then many overlapping ones
+        monkeypatch.setattr(decontam_hash, "_PIECE", piece)
+        for n in (1, 8, 13):
+            got = [window(s, np.arange(span)[offset + np.arange(span) + n <= len(h)], n)
+                   for offset, span, s in gram_sums(h, 13)]  # fmt: skip
+            assert np.array_equal(np.concatenate(got), grams(h, n)), (piece, n)
+
+
+VOCAB = ["sailor", "Rikra", "bread", "copper", "STRASSE", "straße", "İstanbul", "ΣΑΣ", "ﬁne", "e\u0301t\u00e9",
+         "\u0663\u0664", "中文", "x_y", "½", "Ǆemal", "ὒ", "7", "walked", "days", "river"]  # fmt: skip
+SEPARATORS = [" ", "  ", ", ", ".\n", " - ", "\t", "\U0001f600", "\x00", "\ud800", "_", "…"]
+
+
+def _reference_pairs(items: list[Item], texts: list[str], n: int = 13, coverage: float = 0.95) -> set:
+    """(text, item) pairs by the definition, on word tuples: the item's n-grams that occur in the text, each at
+    its first position in the item, cover at least `coverage` of the item's words."""
+    from harness.submit.decontam_hash import words
+
+    out = set()
+    for d, text in enumerate(texts):
+        w = words(text)
+        for k, item in enumerate(items):
+            iw = words(item.text)
+            if len(iw) < 8:
+                continue
+            size = min(n, len(iw))
+            present = {tuple(w[i : i + size]) for i in range(len(w) - size + 1)}
+            first: dict[tuple, int] = {}
+            for p in range(len(iw) - size + 1):
+                first.setdefault(tuple(iw[p : p + size]), p)
+            covered = {q for g, p in first.items() if g in present for q in range(p, p + size)}
+            if len(covered) >= coverage * len(iw) - 1e-9:
+                out.add((d, k))
+    return out
+
+
+def test_the_check_agrees_with_a_plain_reference_on_random_and_adversarial_texts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import random
+
+    from harness.submit import decontam_hash
+    from harness.submit.decontam import Scanner
+
+    rng = random.Random(7)
+
+    def text(ws: list[str]) -> str:
+        return "".join(w + rng.choice(SEPARATORS) for w in ws)
+
+    phrases = [[rng.choice(VOCAB) for _ in range(rng.choice([3, 7, 8, 9, 10, 12, 13, 14, 20, 40]))] for _ in range(40)]
+    phrases += [phrases[-1][:13] * 2 + ["bread"], ["sailor"] * 30]  # repeated n-grams inside one item
+    items = [
+        Item("t", str(k), text([w.upper() if rng.random() < 0.2 else w for w in p])) for k, p in enumerate(phrases)
+    ]
+    texts = ["", "\x00\x00", "…\U0001f600 _", text(rng.choices(VOCAB, k=5000)) * 3]  # empty, no words, long
+    for _ in range(150):
+        parts = rng.choices(phrases, k=rng.randint(0, 3))
+        ws = [w for p in parts for w in p]
+        for _ in range(rng.choice([0, 0, 1, 2, 5])):  # edits: drop, change or insert a word
+            at = rng.randrange(len(ws) + 1)
+            op = rng.randrange(3)
+            if op == 0 and at < len(ws):
+                del ws[at]
+            elif op == 1 and at < len(ws):
+                ws[at] = rng.choice(VOCAB)
+            else:
+                ws.insert(at, rng.choice(VOCAB))
+        texts.append(text(rng.choices(VOCAB, k=rng.randint(0, 30)) + ws + rng.choices(VOCAB, k=rng.randint(0, 30))))
+    for p in phrases:  # an item split across consecutive texts (all but its last word): no window spans the two
+        texts += [text(p[:-1]), text(p[-1:])]
+    expected = _reference_pairs(items, texts)
+    assert 20 < len(expected) < len(texts) * len(items) / 10  # both outcomes occur
+    loose = _reference_pairs(items, texts, coverage=1e-9)  # any shared n-gram (GPT-3's rule)
+    assert len(loose) > len(expected)
+    for piece in (1 << 20, 16):  # one numpy piece per batch, then many (cut at non-word characters)
+        monkeypatch.setattr(decontam_hash, "_PIECE", piece)
+        scanner = Scanner(NgramIndex.build(items))
+        pairs = {(int(d), int(k)) for p in scanner.match(texts) for d, k in p}
+        assert pairs == expected, (piece, sorted(pairs ^ expected)[:5])
+        pairs = {(int(d), int(k)) for p in Scanner(scanner.index, 1e-9).match(texts) for d, k in p}
+        assert pairs == loose, (piece, sorted(pairs ^ loose)[:5])
+        alone = {(d, int(k)) for d, t in enumerate(texts[:40]) for p in scanner.match([t]) for _, k in p}
+        assert alone == {(d, k) for d, k in expected if d < 40}  # a text's result does not depend on its batch
+
+
+def test_the_hash_table_of_n_grams_finds_what_a_binary_search_finds() -> None:
+    import numpy as np
+
+    from harness.submit.decontam_hash import slot_find, slot_table
+
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 5, 3000):
+        keys = np.unique(rng.integers(0, 2**64, size, dtype=np.uint64))
+        if size == 3000:  # a run of keys with the same top bits (and the last slots): probes run long and wrap
+            keys = np.unique(np.concatenate([keys, np.uint64(2**64 - 1) - np.arange(200, dtype=np.uint64)]))
+        queries = np.concatenate([keys, rng.integers(0, 2**64, 500, dtype=np.uint64), keys[::7] + np.uint64(1)])
+        expected = np.searchsorted(keys, queries)
+        present = expected < len(keys)
+        present[present] = keys[expected[present]] == queries[present]
+        assert np.array_equal(slot_find(slot_table(keys), keys, queries), np.where(present, expected, -1)), size
+
+
+def test_every_code_point_is_folded_and_classified_as_casefold_and_the_pattern_do() -> None:
+    import numpy as np
+
+    from harness.submit.decontam_hash import word_hashes, words
+
+    texts = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]  # ß -> ss, İ -> i̇, ﬁ -> fi, ...
+    hashes, counts = word_hashes(texts)
+    expected = [words(t) for t in texts]
+    assert counts.tolist() == [len(w) for w in expected]
+    folded = [w for ws in expected for w in ws]  # already folded: their own hashes need no folding
+    assert np.array_equal(hashes, word_hashes(folded)[0]) and len(folded) > 100_000
