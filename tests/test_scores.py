@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -327,3 +329,58 @@ def test_command_options() -> None:
     assert {"--scores", "--where", "--unique", "--by", "--top", "--track", "--out"} <= command_options("select")
     assert subcommands("classifier") == {"train"}
     assert {"--pos", "--neg", "--out", "--wordNgrams"} <= command_options("classifier", "train")
+
+
+def test_loglik_on_forked_workers_after_torch_ran_in_the_parent(tmp_path: Path) -> None:
+    """Workers forked after torch's thread pool ran in the parent (a reference model trained in-process, as
+    examples/information_pruning.py does) used to hang at their first parallel op; they now score, equal to one
+    worker's scores."""
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import gzip, json, sys
+        from pathlib import Path
+        import pyarrow.parquet as pq
+        import torch
+        from safetensors.torch import save_file
+        from harness.model import build_model
+        from harness.scores import make_scorer
+        from harness.scores.run import ExecutorOptions, score
+        from harness.tracks import get_track
+
+        root = Path(sys.argv[1])
+        torch.set_num_threads(2)
+        torch.manual_seed(0)
+        model = build_model(get_track("debug"))
+        x = torch.randn(1500, 1500)
+        (x @ x).sum()  # the parent's intra-op pool is live
+        ckpt = root / "model.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items() if "inv_freq" not in k}, str(ckpt))
+        (root / "docs").mkdir()
+        for s in range(2):
+            with gzip.open(root / "docs" / f"part-{s}.jsonl.gz", "wt") as fh:
+                for i in range(12):
+                    fh.write(json.dumps({"id": f"d{s}-{i}", "text": "a word " * (40 + i)}) + "\\n")
+        bits = []
+        for workers in (2, 1):
+            out = root / f"w{workers}"
+            score(str(root / "docs"), [make_scorer("loglik", checkpoint=str(ckpt), track="debug")], out,
+                  executor=ExecutorOptions(workers=workers))
+            rows = [r for p in sorted(out.glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+            bits.append({r["id"]: r["loglik_bits"] for r in rows})
+        assert len(bits[0]) == 24 and bits[0].keys() == bits[1].keys()
+        assert all(abs(bits[0][k] - bits[1][k]) <= 1e-3 * abs(bits[1][k]) for k in bits[0])
+        print("ok")
+        """
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the hung workers too
+        proc.communicate()
+        pytest.fail("scoring on forked workers hung (torch's thread pool inherited across fork)")
+    assert proc.returncode == 0 and stdout.strip().endswith("ok"), stderr[-2000:]

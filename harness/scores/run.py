@@ -131,10 +131,16 @@ class ScoreWriter(PipelineStep):  # type: ignore[misc]
     def __init__(self, scorers: Sequence[Scorer], out_dir: str, batch_size: int = 512) -> None:
         super().__init__()
         self.scorers, self.out_dir, self.batch_size = tuple(scorers), out_dir, batch_size
+        self.parent_pid = os.getpid()
 
     def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Iterator[Any]:
         import pyarrow.parquet as pq
 
+        if os.getppid() == self.parent_pid and "torch" in sys.modules:  # a local worker, forked by the executor
+            # A worker forked after torch's OpenMP pool ran (a model trained or loaded in the parent) hangs at its
+            # first parallel op (seen: the information-pruning ladder row, 30 min in load_state_dict). One thread
+            # takes the serial path, and N worker processes then use N cores, not N x the pool's threads.
+            sys.modules["torch"].set_num_threads(1)
         schema = score_schema(self.scorers)
         work = Path(self.out_dir) / "_work"
         for scorer in self.scorers:
