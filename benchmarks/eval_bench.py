@@ -12,6 +12,9 @@ import argparse
 import os
 import time
 
+#: Issue 27's target: requests per second against lm-eval's `hf` model on the same requests.
+TARGET = 1.5
+
 
 def _requests(eval_dir: str | None, limit: int) -> list:
     from harness.evaluate.data import suite_data_root
@@ -70,6 +73,7 @@ def main() -> None:
     hf = _hf_lm(track, tokenizer, args.batch_size)
     requests = _requests(args.eval_dir, args.limit)
     print(f"{len(requests)} loglikelihood requests, track {track.name}, {torch.get_num_threads()} threads")
+    rates = {}
     for label, lm in (("harness", ours), ("hf (lm-eval)", hf)):
         lm.loglikelihood(requests[:64], disable_tqdm=True)  # warm-up
         best = float("inf")
@@ -77,7 +81,10 @@ def main() -> None:
             start = time.perf_counter()
             lm.loglikelihood(requests, disable_tqdm=True)
             best = min(best, time.perf_counter() - start)
-        print(f"{label:>14}: {len(requests) / best:8.1f} requests/s ({best:.2f} s)")
+        rates[label] = len(requests) / best
+        print(f"{label:>14}: {rates[label]:8.1f} requests/s ({best:.2f} s)")
+    ratio = rates["harness"] / rates["hf (lm-eval)"]
+    print(f"target >= {TARGET}x lm-eval's hf model: {'met' if ratio >= TARGET else 'missed'} ({ratio:.2f}x)")
 
 
 if __name__ == "__main__":
