@@ -335,3 +335,32 @@ def test_the_duplication_transform_and_its_sources_are_part_of_a_cells_definitio
     sizes2 = definition(load_experiment(_write(tmp_path, 'duplication_sources = 2\n[base]\nrecipe = "pool"\n'
                                                "[factors]\nsize = [0.5]\n", "d")))  # fmt: skip
     assert one != two and sizes == sizes2  # cells built by another transform are never reused
+
+
+def test_sweep_verdicts_pair_every_cell_on_one_track_through_compare() -> None:
+    import random
+
+    from reliability_fixtures import record as synthetic
+
+    from harness.analysis.compare import compare_records
+    from harness.experiments.verdicts import cell_verdicts, markdown
+    from harness.records import Record
+
+    rng = random.Random(3)
+    specs = {"lo": ("nano", 0, 0.3, 3), "lo2": ("nano", 1, 0.3, 3), "hi": ("nano", 2, 0.6, 3),
+             "other": ("nano-2x", 3, 0.6, 3), "one": ("micro", 4, 0.3, 1), "one2": ("micro", 5, 0.6, 1)}  # fmt: skip
+    records, rows = {}, []
+    for cell, (track, subset, quality, seeds) in specs.items():
+        rec = Record.from_json(json.dumps(synthetic(track, subset, quality, seeds, rng)).encode(), cell)
+        records[rec.entry_id] = rec
+        rows.append({"cell": cell, "track": track, "entry_id": rec.entry_id, "seeds": seeds})
+    verdicts = cell_verdicts(rows, records)
+    # Only cells on one track are paired: 3 on nano, 1 on micro; the lone nano-2x cell has no partner.
+    assert [(v["a"], v["b"]) for v in verdicts] == [("lo", "lo2"), ("lo", "hi"), ("lo2", "hi"), ("one", "one2")]
+    by_pair = {(v["a"], v["b"]): {d["aggregate"]: d for d in v["differences"]} for v in verdicts}
+    expected = compare_records(records[rows[0]["entry_id"]], records[rows[2]["entry_id"]]).differences[0]
+    assert by_pair["lo", "hi"]["Sandbox_v1"]["diff"] == expected.diff and expected.verdict == "B better"
+    assert by_pair["lo", "lo2"]["Sandbox_v1"]["verdict"] == "not distinguishable at 95%"
+    assert by_pair["one", "one2"]["Sandbox_v1"]["verdict"] == "no verdict"  # one seed a side: seed noise unknown
+    md = markdown("exp", verdicts, "Sandbox_v1")
+    assert "| lo | hi | nano | 3/3 |" in md and "B better" in md and "--replicates" in md

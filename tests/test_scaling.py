@@ -219,3 +219,28 @@ def test_goodness_of_fit_says_when_the_law_does_not_fit_within_noise() -> None:
     g = fit(law, bent).goodness
     assert not g["fits_within_noise"] and g["chi2_per_dof"] > 10
     assert fit(law, clean).goodness is None  # no measurement noise given: no chi^2
+
+
+#: The per-bucket variant: a_i per bucket, then d, b_i and tau_i as GOYAL.
+GOYAL_PER_BUCKET = np.array([5e-4, 2e-4, 5e-5, 2.0, -0.30, -0.20, -0.12, 3.0, 8.0, 20.0])
+
+
+def test_per_bucket_scale_is_the_shared_law_when_the_scales_agree_and_is_recovered_when_they_differ() -> None:
+    from harness.experiments.scaling import LAWS, choose_by_held_out
+
+    groups = Groups.nested(NAMES, UNIQUE)
+    shared, per_bucket = utility_decay_law(groups), LAWS["utility-decay-per-bucket"](groups)
+    assert per_bucket.params[:4] == ("a[bucket 1 (top 10%)]", "a[bucket 2 (top 30%)]", "a[bucket 3 (all)]", "d")
+    grid = _curves(shared, GOYAL)
+    same = np.concatenate([[GOYAL[0]] * 3, GOYAL[1:]])
+    np.testing.assert_allclose(per_bucket.predict(same, grid), shared.predict(GOYAL, grid), rtol=1e-12)
+    points = _curves(per_bucket, GOYAL_PER_BUCKET)
+    train = [q for q in points if q.tokens < BUDGETS[-1]]
+    held = [q for q in points if q.tokens == BUDGETS[-1]]
+    result = fit(per_bucket, train, held)
+    np.testing.assert_allclose(result.values, GOYAL_PER_BUCKET, rtol=TOLERANCE)
+    # Model choice by held-out error: the shared scale cannot follow curves whose scales differ.
+    fits = {"utility-decay": fit(shared, train, held), "utility-decay-per-bucket": result}
+    assert fits["utility-decay"].held_out_mae > 100 * result.held_out_mae
+    assert choose_by_held_out(fits) == "utility-decay-per-bucket"
+    assert choose_by_held_out({"utility-decay": fit(shared, train)}) is None  # nothing held out: nothing chooses

@@ -123,6 +123,12 @@ def test_report_files_hold_the_records_numbers_and_the_leaderboard_shows_the_exp
         assert int(row["tokens_seen"]) == record.training.tokens_seen
     md = (report / "results.md").read_text()
     assert f"{records[rows[0]['entry_id']].evaluation.heldout_lm['loss']:,.4f}" in md
+    pairs = json.loads((report / "verdicts.json").read_text())["pairs"]  # one filter pair per compute multiplier
+    assert sorted((p["a"], p["b"], p["track"]) for p in pairs) == [
+        ("filter0.5-scale0.25x", "filter1-scale0.25x", "debug-0.25x"),
+        ("filter0.5-scale0.5x", "filter1-scale0.5x", "debug-0.5x"),
+    ]
+    assert "no verdict" in (report / "verdicts.md").read_text()  # one seed a cell: seed noise unknown
     code, out = _run("leaderboard", "build", "--results", "sw/results", "--out", "site", cwd=sweep)
     assert code == 0, out
     index = (sweep / "site" / "index.html").read_text()

@@ -24,7 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     adv = verbs.add_parser("advise", help="rank subsets (filter strengths) for a token budget and plot the frontier")
     _common(adv)
     adv.add_argument("--budget", type=float, required=True, help="training tokens to advise for (e.g. 2e7)")
-    adv.add_argument("--law", choices=("utility-decay", "effective-data"), default="utility-decay")
+    adv.add_argument(
+        "--law", choices=("auto", "utility-decay", "utility-decay-per-bucket", "effective-data"), default="auto",
+        help="law to advise with (default auto: the one with the smallest error on the held-out cells)",
+    )  # fmt: skip
     adv.set_defaults(run=_advise)
     p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
 
@@ -50,7 +53,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from harness.experiments.scaling import LAWS, FitError, fit
+    from harness.experiments.scaling import LAWS, FitError, choose_by_held_out, fit
     from harness.experiments.scaling_checks import bootstrap
     from harness.experiments.scaling_data import load_points, split_held_out
 
@@ -72,10 +75,17 @@ def _fit(args: argparse.Namespace) -> int:
             result = replace(result, bootstrap=bootstrap(result, train, resamples=args.bootstrap))
         results[key] = result
         _print_fit(console, result)
+    chosen = choose_by_held_out(results)
+    if chosen is None:
+        console.print("model choice: no held-out cells, so no law is chosen by measurement (hold a multiplier out)")
+    else:
+        others = ", ".join(f"{k} {r.held_out_mae:.4f}" for k, r in results.items() if k != chosen)
+        console.print(f"[bold]model choice by held-out error: {chosen}[/] (mean absolute error "
+                      f"{results[chosen].held_out_mae:.4f}; {others}); `advise --law auto` uses it")  # fmt: skip
     save = Path(args.save) if args.save else data.default_save
     save.mkdir(parents=True, exist_ok=True)
-    blob = {"track": data.track, "version": data.version, "held_out_scale": scale,
-            "unique_tokens": data.unique, "fits": {k: r.to_dict() for k, r in results.items()}}  # fmt: skip
+    blob = {"track": data.track, "version": data.version, "held_out_scale": scale, "unique_tokens": data.unique,
+            "chosen_by_held_out_error": chosen, "fits": {k: r.to_dict() for k, r in results.items()}}  # fmt: skip
     (save / "fit.json").write_text(json.dumps(blob, indent=1) + "\n", encoding="utf-8")
     console.print(f"wrote {save / 'fit.json'}")
     return 0
@@ -130,14 +140,14 @@ def _advise(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from harness.experiments.scaling import LAWS, Point, advise, fit, plot_frontier
+    from harness.experiments.scaling import Point, advise, plot_frontier
     from harness.experiments.scaling_checks import depends_on
     from harness.experiments.scaling_data import load_points, split_held_out
 
     console = Console()
     data = load_points(args.experiment, args.out, args.results, args.track)
     train, held, _ = split_held_out(data, args.hold_out_scale)
-    result = fit(LAWS[args.law](data.groups), train, held)
+    result = _law_for_advice(console, args.law, data, train, held)
     tokens = [q.tokens for q in data.points]
     low, high = min(tokens) / 4, max(tokens) * 8
     advice = advise(result, data.unique, args.budget, low, high)
@@ -162,6 +172,32 @@ def _advise(args: argparse.Namespace) -> int:
     files = plot_frontier(result, data.unique, advice, data.points, str(save / "frontier"))
     console.print("wrote " + ", ".join(files))
     return 0
+
+
+def _law_for_advice(console: Any, law: str, data: Any, train: list[Any], held: list[Any]) -> Any:
+    """The named law's fit, or with `auto` every law's, keeping the smallest held-out error (a law that cannot be
+    fitted on these cells is skipped; without held-out cells `auto` is refused: nothing measured can choose)."""
+    from harness.errors import UsageError
+    from harness.experiments.scaling import LAWS, FitError, choose_by_held_out, fit
+
+    if law != "auto":
+        return fit(LAWS[law](data.groups), train, held)
+    if not held:
+        raise UsageError("--law auto chooses by the error on held-out cells, and none are held out (a sweep needs 3+ "
+                         "multipliers, or pass --hold-out-scale); name the law: --law utility-decay|"
+                         "utility-decay-per-bucket|effective-data")  # fmt: skip
+    fits = {}
+    for key, make in LAWS.items():
+        try:
+            fits[key] = fit(make(data.groups), train, held)
+        except FitError as exc:
+            console.print(f"[yellow]{key}: not fitted[/]: {exc}")
+    if not fits:
+        raise FitError("no law could be fitted to these cells (see above)")
+    chosen = choose_by_held_out(fits)
+    assert chosen is not None
+    console.print(f"law chosen by held-out error: {chosen} (mean absolute error {fits[chosen].held_out_mae:.4f})")
+    return fits[chosen]
 
 
 def _refuse(console: Any, result: Any, unique: dict[str, float], budget: float, advice: Any,

@@ -1,5 +1,6 @@
 """`harness sweep report`: the table of a sweep's cells (Markdown, CSV, JSON) and plots of every metric against each
-factor with noise bands (PNG and SVG), written into `<sweep>/report/`.
+factor with noise bands (PNG and SVG), and the `harness compare` verdict of every pair of cells on one track
+(harness.experiments.verdicts), written into `<sweep>/report/`.
 
 Numbers come from the cells' records only. A cell is one entry; with a seed factor it holds that many replicates
 (the record's `replicates` block), summarised by their mean; the band is +-1 standard deviation over the seeds when
@@ -119,7 +120,8 @@ def markdown(experiment: Experiment, summary: list[dict[str, Any]], total: int, 
         lines.append("| " + " | ".join(cells) + " |")
     lines += _relative(experiment, summary, varied)
     lines += ["", "Band: ±1 s.d. over the cell's replicate seeds where it has 2 or more, else ±1 s.e. over the held-out "
-              f"evaluation windows (one seed). The primary aggregate is {primary}."]  # fmt: skip
+              f"evaluation windows (one seed). The primary aggregate is {primary}. Differences between cells are "
+              "decided in verdicts.md (`harness compare` on every pair of cells on one track), not by this table."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -145,7 +147,8 @@ def _relative(experiment: Experiment, summary: list[dict[str, Any]], varied: lis
 
 
 def write_report(experiment: Experiment, paths: SweepPaths) -> dict[str, Path]:
-    """Write report/{results.md,results.csv,results.json,cells.csv} and one PNG + SVG per metric."""
+    """Write report/{results.md,results.csv,results.json,cells.csv}, one PNG + SVG per metric and the verdicts of
+    every pair of cells on one track (report/verdicts.{md,json}, harness.experiments.verdicts)."""
     rows = collect(experiment, paths)
     if not rows:
         raise UsageError(f"no finished cells in {paths.root}; run `harness sweep run {experiment.source}` first")
@@ -167,6 +170,12 @@ def write_report(experiment: Experiment, paths: SweepPaths) -> dict[str, Path]:
     for key, label, _hib in METRICS:
         for ext, path in plot_metric(experiment, summary, key, label, out).items():
             files[f"{key}_{ext}"] = path
+    from harness.experiments.verdicts import write_verdicts
+    from harness.records import ResultsStore
+
+    store = ResultsStore(paths.results)
+    records = {row["entry_id"]: store.get(row["entry_id"]) for row in rows}
+    files.update(write_verdicts(out, experiment.name, rows, records, rows[0]["primary_name"]))
     return files
 
 

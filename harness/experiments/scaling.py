@@ -9,7 +9,12 @@ Two laws predict a model's held-out loss from the tokens it saw (n) and the subs
       R(n) = (a min(n, S))^b_0 * prod_{k>=1} (min(n, S(k+1)) / (S k))^b_k,     loss = d + R(n)
   with S the subset's distinct tokens. A subset mixing buckets (a filter keeps the best buckets) uses the effective
   utility b_k = sum_i w_i b_i 2^(-k/tau_i), w_i the bucket's share of the subset's tokens. `a` and the irreducible
-  loss `d` are shared by all buckets, as in the paper; we apply the decay to the reducible term only.
+  loss `d` are shared by all buckets, as in the paper; we apply the decay to the reducible term only. Shared, `a`
+  makes every pair of first-pass curves cross at n = 1/a, whatever the data; the variant `utility-decay-per-bucket`
+  gives each bucket its own scale a_i (a mixture's first pass is then prod_i (a_i n)^(w_i b_i), the token-weighted
+  geometric mixture of its buckets' curves, which is the shared law when every a_i is equal), at the price of one
+  parameter per bucket. `harness scaling fit` fits every law and names the one with the smallest error on the
+  held-out cells; `advise --law auto` uses it.
 - Effective data (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models"): repeated tokens are worth
   less, D' = U + U R* (1 - exp(-R / R*)) with U the distinct tokens seen (min(n, the subset's distinct tokens):
   a model that saw part of a big subset once saw n distinct tokens, not the subset's) and R = n / U - 1
@@ -97,37 +102,43 @@ class Law:
     starts: Callable[[Sequence[Point]], list[np.ndarray]]  # free-parameter starting points
 
 
-def _goyal_losses(a: float, d: float, b: np.ndarray, tau: np.ndarray, w: np.ndarray, n: np.ndarray, s: np.ndarray
-                  ) -> np.ndarray:  # fmt: skip
-    """Vectorised law: w (points x buckets) shares, n tokens seen and s distinct tokens per point."""
+def _goyal_losses(a: np.ndarray, d: float, b: np.ndarray, tau: np.ndarray, w: np.ndarray, n: np.ndarray,
+                  s: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Vectorised law: a the first-pass scale per point, w (points x buckets) shares, n tokens seen and s distinct
+    tokens per point."""
     passes = np.maximum(1, np.ceil(n / s)).astype(np.int64)
     k = np.arange(int(passes.max()))[None, :]  # pass index, points x passes
     inside = k < passes[:, None]
     decay = np.power(0.5, k[:, :, None] / tau[None, None, :])  # points x passes x buckets (broadcast)
     b_k = np.einsum("mi,i,mki->mk", w, b, np.broadcast_to(decay, (len(n), k.shape[1], len(b))))
     end = np.minimum(n[:, None], s[:, None] * (k + 1))
-    start = np.where(k == 0, 1.0 / a, s[:, None] * k)  # pass 0: log(a * end)
+    start = np.where(k == 0, 1.0 / a[:, None], s[:, None] * k)  # pass 0: log(a * end)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # far-off trial parameters; fit rejects them
         terms = np.where(inside, b_k * np.log(end / start), 0.0)
     return d + np.exp(terms.sum(axis=1))
 
 
-def utility_decay_law(groups: Groups) -> Law:
-    """Goyal et al.'s law over the buckets of `groups`: a, d shared; b_i and tau_i per bucket."""
+def utility_decay_law(groups: Groups, per_bucket_scale: bool = False) -> Law:
+    """Goyal et al.'s law over the buckets of `groups`: b_i and tau_i per bucket, d shared, and a shared (the paper)
+    or one a_i per bucket (`per_bucket_scale`; see the module docstring)."""
     nb = len(groups.buckets)
-    names = ("a", "d", *(f"b[{b}]" for b in groups.buckets), *(f"tau[{b}]" for b in groups.buckets))
+    na = nb if per_bucket_scale else 1
+    scales = tuple(f"a[{b}]" for b in groups.buckets) if per_bucket_scale else ("a",)
+    names = (*scales, "d", *(f"b[{b}]" for b in groups.buckets), *(f"tau[{b}]" for b in groups.buckets))
 
     sign = np.ones(len(names))
-    sign[2 : 2 + nb] = -1  # every parameter is exp(free), the utilities b negated
+    sign[na + 1 : na + 1 + nb] = -1  # every parameter is exp(free), the utilities b negated
 
     def natural(x: np.ndarray) -> np.ndarray:
         return sign * np.exp(x)
 
     def predict(p: np.ndarray, points: Sequence[Point]) -> np.ndarray:
-        a, d, b, tau = p[0], p[1], p[2 : 2 + nb], p[2 + nb :]
+        a, d, b, tau = p[:na], p[na], p[na + 1 : na + 1 + nb], p[na + 1 + nb :]
         w = groups.share[[groups.index(q.group) for q in points]]
         n = np.array([q.tokens for q in points], dtype=np.float64)
-        return _goyal_losses(a, d, b, tau, w, n, np.array([q.unique for q in points], dtype=np.float64))
+        # per bucket: log a_eff = sum_i w_i b_i log a_i / sum_i w_i b_i, so the first pass is prod (a_i n)^(w_i b_i)
+        a_point = np.exp((w * b) @ np.log(a) / (w @ b)) if per_bucket_scale else np.full(len(points), a[0])
+        return _goyal_losses(a_point, d, b, tau, w, n, np.array([q.unique for q in points], dtype=np.float64))
 
     def starts(points: Sequence[Point]) -> list[np.ndarray]:
         losses = np.array([q.loss for q in points])
@@ -137,10 +148,14 @@ def utility_decay_law(groups: Groups) -> Law:
             d0 = d_frac * losses.min()
             reducible = max(losses.max() - d0, 1e-3)
             a0 = reducible ** (-1 / b0) / n_min  # (a n_min)^(-b0) = reducible at the smallest budget
-            out.append(np.array([math.log(a0), math.log(d0), *([math.log(b0)] * nb), *([math.log(tau0)] * nb)]))
+            out.append(np.array([*([math.log(a0)] * na), math.log(d0), *([math.log(b0)] * nb),
+                                 *([math.log(tau0)] * nb)]))  # fmt: skip
         return out
 
-    return Law("utility-decay (Goyal et al. 2024)", names, natural, predict, starts)
+    title = (
+        "utility-decay, a per bucket (Goyal et al. 2024)" if per_bucket_scale else "utility-decay (Goyal et al. 2024)"
+    )
+    return Law(title, names, natural, predict, starts)
 
 
 def effective_data_law(groups: Groups) -> Law:
@@ -174,7 +189,18 @@ def effective_data_law(groups: Groups) -> Law:
     return Law("effective-data (Muennighoff et al. 2023)", names, natural, predict, starts)
 
 
-LAWS: dict[str, Callable[[Groups], Law]] = {"utility-decay": utility_decay_law, "effective-data": effective_data_law}
+LAWS: dict[str, Callable[[Groups], Law]] = {
+    "utility-decay": utility_decay_law,
+    "utility-decay-per-bucket": lambda groups: utility_decay_law(groups, per_bucket_scale=True),
+    "effective-data": effective_data_law,
+}
+
+
+def choose_by_held_out(fits: dict[str, Fit]) -> str | None:
+    """The law with the smallest mean absolute error on the held-out cells (ties: fewer parameters); None without
+    held-out cells, where nothing measured can choose."""
+    scored = [(f.held_out_mae, len(f.names), key) for key, f in fits.items() if f.held_out_mae is not None]
+    return min(scored)[2] if scored else None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,75 @@
+"""The verdicts of `harness sweep report`: every pair of finished cells on one track (the same model and compute),
+each aggregate's difference A - B with its 95% interval and verdict, exactly as `harness compare` gives them.
+
+A sweep's conclusions come from these verdicts, never from the table's means: a cell with one seed has no seed
+spread, and against another such cell `compare` answers "no verdict" and says how many seeds would decide it.
+Cells on different tracks (compute multipliers) are never paired: their records are not comparable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from harness.analysis.compare import NotComparable, compare_records
+from harness.records import Record
+
+#: Aggregates shown in verdicts.md beside the primary one (all of them are in verdicts.json).
+SHOWN = ("heldout_bpb",)
+
+
+def cell_pairs(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every pair of cells on the same track, in the order of the experiment's cells."""
+    return [(a, b) for a, b in combinations(rows, 2) if a["track"] == b["track"]]
+
+
+def cell_verdicts(rows: list[dict[str, Any]], records: dict[str, Record]) -> list[dict[str, Any]]:
+    """One entry per pair: the cells, their seeds and every shared aggregate's difference (or why none)."""
+    out = []
+    for a, b in cell_pairs(rows):
+        entry: dict[str, Any] = {"a": a["cell"], "b": b["cell"], "track": a["track"], "seeds": [a["seeds"], b["seeds"]]}
+        try:
+            comparison = compare_records(records[a["entry_id"]], records[b["entry_id"]], a["cell"], b["cell"])
+        except NotComparable as exc:
+            entry["not_comparable"] = str(exc)
+        else:
+            entry["differences"] = [asdict(d) for d in comparison.differences]
+        out.append(entry)
+    return out
+
+
+def markdown(experiment_name: str, verdicts: list[dict[str, Any]], primary: str) -> str:
+    shown = [primary, *(s for s in SHOWN if s != primary)]
+    head = ["A", "B", "track", "seeds A/B", *(f"{s} A - B [95%] verdict" for s in shown)]
+    lines = [f"# {experiment_name}: verdicts", "",
+             "Every pair of finished cells on one track through `harness compare` (seed and paired evaluation-example "
+             "noise; a verdict is wrong at most 5% of the time at equal means).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
+    for v in verdicts:
+        by_name = {d["aggregate"]: d for d in v.get("differences", [])}
+        cells = [_cell(by_name.get(s), v.get("not_comparable")) for s in shown]
+        lines.append("| " + " | ".join([v["a"], v["b"], v["track"], "/".join(map(str, v["seeds"])), *cells]) + " |")
+    notes = sorted({d["note"] for v in verdicts for d in v.get("differences", []) if d.get("note")})
+    lines += ["", *(f"Note: {n}" for n in notes)] if notes else []
+    return "\n".join(lines) + "\n"
+
+
+def _cell(d: dict[str, Any] | None, why: str | None) -> str:
+    if d is None:
+        return "not comparable" if why else "–"
+    return f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] {d['verdict']}"
+
+
+def write_verdicts(
+    out: Path, experiment_name: str, rows: list[dict[str, Any]], records: dict[str, Record], primary: str
+) -> dict[str, Path]:
+    """report/verdicts.md and report/verdicts.json."""
+    verdicts = cell_verdicts(rows, records)
+    files = {"verdicts_md": out / "verdicts.md", "verdicts_json": out / "verdicts.json"}
+    files["verdicts_md"].write_text(markdown(experiment_name, verdicts, primary), encoding="utf-8")
+    blob = {"experiment": experiment_name, "pairs": verdicts}
+    files["verdicts_json"].write_text(json.dumps(blob, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return files
