@@ -244,3 +244,38 @@ def test_per_bucket_scale_is_the_shared_law_when_the_scales_agree_and_is_recover
     assert fits["utility-decay"].held_out_mae > 100 * result.held_out_mae
     assert choose_by_held_out(fits) == "utility-decay-per-bucket"
     assert choose_by_held_out({"utility-decay": fit(shared, train)}) is None  # nothing held out: nothing chooses
+
+
+def test_advice_intervals_from_resampled_fits_cover_the_true_prediction_and_crossover() -> None:
+    """advise's intervals: over repeated noisy draws of curves with a known crossover (2 cells per subset and budget,
+    0.3% noise), the law refitted on cell resamples puts the true prediction at the budget and the true crossover
+    inside its 95% intervals at about their nominal rate (at least 80% over 10 draws: 30 predictions, 10
+    crossovers), and the shares of resamples in which each subset is best add up to one."""
+    from harness.experiments.scaling_checks import advice_intervals, resample_fits
+
+    law = effective_data_law(Groups.separate(NAMES))
+    true = np.array([1.5, 0.35, 2.0, 100.0, 150.0, 200.0])  # top 10% wins at small budgets, then loses to repeats
+    unique = dict(zip(NAMES, UNIQUE, strict=True))
+    grid = [Point(g, n, u, 1.0, f"{g}@{n:g}") for g, u in zip(NAMES, UNIQUE, strict=True) for n in BUDGETS]
+    clean = law.predict(true, grid)
+    budget = 3e5
+    truth = advise(SimpleNamespace(predict=lambda pts: law.predict(true, pts)), unique, budget, 1e4, 1e8)
+    crossing = truth.crossovers[0]
+    rng = np.random.default_rng(5)
+    covered, crossed = [], []
+    for _ in range(10):
+        noisy = np.concatenate([clean, clean]) * (1 + 0.003 * rng.standard_normal(2 * len(grid)))
+        points = [Point(q.group, q.tokens, q.unique, float(v)) for q, v in zip(grid + grid, noisy, strict=True)]
+        result = fit(law, points)
+        advice = advise(result, unique, budget, 1e4, 1e8)
+        draws, failed = resample_fits(result, points, resamples=60)
+        assert failed <= 10
+        iv = advice_intervals(result, draws, unique, budget, advice.crossovers, 1e4, 1e8)
+        assert iv["resamples"] == len(draws) >= 50
+        assert sum(s["best_share"] for s in iv["subsets"].values()) == pytest.approx(1.0)
+        for g, u in unique.items():
+            value = float(law.predict(true, [Point(g, budget, u, 1.0)])[0])
+            covered.append(iv["subsets"][g]["low"] <= value <= iv["subsets"][g]["high"])
+        same = [c for c in iv["crossovers"] if (c["from"], c["to"]) == (crossing["from"], crossing["to"])]
+        crossed.append(bool(same) and same[0]["low"] <= crossing["tokens"] <= same[0]["high"])
+    assert np.mean(covered) >= 0.8 and np.mean(crossed) >= 0.8, (np.mean(covered), np.mean(crossed))

@@ -201,4 +201,5 @@ def test_scaling_fit_and_advise_on_a_store_of_records(sweep: Path) -> None:
     text = " ".join(out.split())
     assert code == 0, out
     assert "1. top [" in text and "a less aggressive filter starts to win" in text
+    assert "law chosen by held-out error" in text and "best in 100% of resamples" in text  # noise-free cells
     assert (sweep / "fit" / "frontier.png").stat().st_size > 5000 and (sweep / "fit" / "frontier.svg").is_file()

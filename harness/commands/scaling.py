@@ -28,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--law", choices=("auto", "utility-decay", "utility-decay-per-bucket", "effective-data"), default="auto",
         help="law to advise with (default auto: the one with the smallest error on the held-out cells)",
     )  # fmt: skip
+    adv.add_argument(
+        "--bootstrap", type=int, default=200, metavar="N",
+        help="cell resamples for the prediction and crossover intervals (default 200; 0: no intervals)",
+    )  # fmt: skip
     adv.set_defaults(run=_advise)
     p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
 
@@ -141,7 +145,7 @@ def _advise(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from harness.experiments.scaling import Point, advise, plot_frontier
-    from harness.experiments.scaling_checks import depends_on
+    from harness.experiments.scaling_checks import advice_intervals, depends_on, resample_fits
     from harness.experiments.scaling_data import load_points, split_held_out
 
     console = Console()
@@ -155,16 +159,27 @@ def _advise(args: argparse.Namespace) -> int:
                     strict=True))  # fmt: skip
     if any(deps.values()):
         return _refuse(console, result, data.unique, args.budget, advice, deps, low, high)
-    console.print(f"[bold]{result.law}[/] at a budget of {args.budget:,.0f} tokens (best first):")
+    draws = resample_fits(result, train, resamples=args.bootstrap)[0] if args.bootstrap > 0 else []
+    iv = advice_intervals(result, draws, data.unique, args.budget, advice.crossovers, low, high)
+    level = f"{iv['level']:.0%}"
+    console.print(f"[bold]{result.law}[/] at a budget of {args.budget:,.0f} tokens (best first"
+                  + (f"; {level} intervals over {iv['resamples']} cell resamples" if iv["subsets"] else "") + "):")  # fmt: skip
     for rank, (group, loss) in enumerate(advice.ranking, 1):
         passes = args.budget / data.unique[group]
-        console.print(f"  {rank}. {group}: predicted loss {loss:.4f} ({passes:.1f} passes over its distinct tokens)")
-    for c in advice.crossovers:
+        b = iv["subsets"].get(group)
+        spread = f" [{b['low']:.4f}, {b['high']:.4f}], best in {b['best_share']:.0%} of resamples" if b else ""
+        console.print(f"  {rank}. {group}: predicted loss {loss:.4f}{spread} ({passes:.1f} passes over its distinct "
+                      "tokens)")  # fmt: skip
+    for c, ci in zip(advice.crossovers, iv["crossovers"] or [None] * len(advice.crossovers), strict=True):
         kind = "a less aggressive filter starts to win" if c["less_aggressive"] else "a more aggressive one wins"
         at = [Point(g, c["tokens"], data.unique[g], 1.0) for g in (c["from"], c["to"])]
         undetermined = sorted({n for d in depends_on(result, at) for n in d})
         caveat = f"; not determined: depends on {escape(', '.join(undetermined))}" if undetermined else ""
-        console.print(f"  crossover at {c['tokens']:,.0f} tokens: {c['to']} overtakes {c['from']} ({kind}{caveat})")
+        where = "" if ci is None else (
+            f" [{ci['low']:,.0f}, {ci['high']:,.0f}] (in {ci['share']:.0%} of resamples)" if ci["low"] is not None
+            else f" (in {ci['share']:.0%} of resamples: too few for an interval)")  # fmt: skip
+        console.print(f"  crossover at {c['tokens']:,.0f} tokens{where}: {c['to']} overtakes {c['from']} "
+                      f"({kind}{caveat})")  # fmt: skip
     if not advice.crossovers:
         console.print("  no crossover in the plotted range")
     save = data.default_save if args.save is None else Path(args.save)

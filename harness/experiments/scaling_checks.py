@@ -6,6 +6,9 @@ depend on parameters the fit did not determine.
   parameter's percentile interval reported beside the delta method's standard error. The delta method treats a
   parameter at its bound (a floor of 0) as known and linearises a law that is far from linear in few points; the
   bootstrap does neither. A parameter no fitted point moves gets no interval (every resample returns its start).
+  `advise` predicts from the same resampled fits: a prediction interval per subset at the budget, the share of
+  resamples in which each subset is best, and an interval for every crossover (where the resamples put it, and
+  how many have it in the plotted range).
 - Dependence: a parameter is undetermined when no fitted point moves it (`Fit.undetermined`); its value is the
   optimiser's start. A prediction depends on it when multiplying the parameter by 4 or 1/4 changes the prediction.
   `advise` refuses to rank at a budget where that happens, and `determining_cells` says which cells would
@@ -42,13 +45,14 @@ def _resample(train: Sequence[Point], rng: np.random.Generator) -> list[Point] |
     return out
 
 
-def bootstrap(fit_: Fit, train: Sequence[Point], *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
-              level: float = LEVEL, budget: int = 400) -> dict[str, Any]:  # fmt: skip
-    """Percentile intervals of every determined parameter over cell resamples (see the module docstring)."""
+def resample_fits(fit_: Fit, train: Sequence[Point], *, resamples: int = BOOTSTRAP_RESAMPLES,
+                  seed: int = BOOTSTRAP_SEED, budget: int = 400) -> tuple[list[np.ndarray], int]:  # fmt: skip
+    """The natural parameters refitted on each cell resample (from the full fit's optimum), and how many failed."""
     law, x0 = fit_.model, fit_.free
     assert law is not None and x0 is not None
     rng = np.random.default_rng([seed, 24])
-    draws, failed = [], 0
+    draws: list[np.ndarray] = []
+    failed = 0
     while len(draws) + failed < resamples:
         sample = _resample(train, rng)
         best = solve(law, sample, [x0], budget) if sample is not None else None
@@ -56,6 +60,13 @@ def bootstrap(fit_: Fit, train: Sequence[Point], *, resamples: int = BOOTSTRAP_R
             failed += 1
             continue
         draws.append(law.natural(best.x))
+    return draws, failed
+
+
+def bootstrap(fit_: Fit, train: Sequence[Point], *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+              level: float = LEVEL, budget: int = 400) -> dict[str, Any]:  # fmt: skip
+    """Percentile intervals of every determined parameter over cell resamples (see the module docstring)."""
+    draws, failed = resample_fits(fit_, train, resamples=resamples, seed=seed, budget=budget)
     tail = (1 - level) / 2 * 100
     params: dict[str, Any] = {}
     if len(draws) >= 10:
@@ -65,6 +76,46 @@ def bootstrap(fit_: Fit, train: Sequence[Point], *, resamples: int = BOOTSTRAP_R
             params[name] = None if name in undetermined else {"low": float(low[i]), "high": float(high[i])}
     return {"parameters": params, "resamples": len(draws), "failed": failed, "level": level, "seed": seed,
             "method": "cells resampled with replacement within each subset, refitted from the optimum"}  # fmt: skip
+
+
+def advice_intervals(fit_: Fit, draws: Sequence[np.ndarray], unique: dict[str, float], budget: float,
+                     crossovers: Sequence[dict[str, Any]], low: float, high: float, level: float = LEVEL
+                     ) -> dict[str, Any]:  # fmt: skip
+    """What the resampled fits say about an advice: per subset the prediction's percentile interval at `budget` and
+    the share of resamples in which it is the best; per crossover of the full fit the percentile interval of where
+    the resamples put the same crossover (same pair of subsets) and the share of resamples that have it in range."""
+    from dataclasses import replace
+
+    from harness.experiments.scaling import advise
+
+    law = fit_.model
+    assert law is not None
+    groups = sorted(unique)
+    tail = (1 - level) / 2 * 100
+    fits = [replace(fit_, values=v, predict_fn=lambda pts, v=v: law.predict(v, pts)) for v in draws]
+    at = np.array([[float(f.predict([Point(g, budget, unique[g], 1.0)])[0]) for g in groups] for f in fits])
+    ok = np.isfinite(at).all(axis=1)
+    at = at[ok]
+    out: dict[str, Any] = {"resamples": len(at), "level": level, "subsets": {}, "crossovers": []}
+    if len(at) < 10:
+        return out
+    lo, hi = np.percentile(at, [tail, 100 - tail], axis=0)
+    best = np.bincount(at.argmin(axis=1), minlength=len(groups)) / len(at)
+    for j, g in enumerate(groups):
+        out["subsets"][g] = {"low": float(lo[j]), "high": float(hi[j]), "best_share": float(best[j])}
+    kept = [f for f, good in zip(fits, ok, strict=True) if good]
+    found: list[list[float]] = [[] for _ in crossovers]
+    for f in kept:
+        theirs = advise(f, unique, budget, low, high).crossovers
+        for i, c in enumerate(crossovers):
+            match = [t["tokens"] for t in theirs if (t["from"], t["to"]) == (c["from"], c["to"])]
+            if match:
+                found[i].append(min(match, key=lambda n: abs(np.log(n / c["tokens"]))))
+    for c, where in zip(crossovers, found, strict=True):
+        iv = np.percentile(where, [tail, 100 - tail]).tolist() if len(where) >= 10 else None
+        out["crossovers"].append({"from": c["from"], "to": c["to"], "tokens": c["tokens"], "share": len(where) / len(kept),
+                                  "low": iv[0] if iv else None, "high": iv[1] if iv else None})  # fmt: skip
+    return out
 
 
 def depends_on(fit_: Fit, points: Sequence[Point]) -> list[list[str]]:
