@@ -279,3 +279,32 @@ def test_advice_intervals_from_resampled_fits_cover_the_true_prediction_and_cros
         same = [c for c in iv["crossovers"] if (c["from"], c["to"]) == (crossing["from"], crossing["to"])]
         crossed.append(bool(same) and same[0]["low"] <= crossing["tokens"] <= same[0]["high"])
     assert np.mean(covered) >= 0.8 and np.mean(crossed) >= 0.8, (np.mean(covered), np.mean(crossed))
+
+
+def test_a_point_with_replicate_seeds_is_their_mean_with_seed_and_window_noise() -> None:
+    """A sweep cell with 3 seeds is one point: the mean of its seeds' held-out losses, with the seeds' standard
+    error of that mean and the evaluation windows' (the same text for every seed) added in quadrature; one seed is
+    its own loss with the windows' error."""
+    import json
+    import math
+    import random
+
+    from reliability_fixtures import record as synthetic
+
+    from harness.experiments.scaling_data import _point
+    from harness.records import Record
+
+    def made(losses: tuple[float, ...]) -> Record:
+        data = synthetic("nano", 0, 0.5, len(losses), random.Random(0))
+        data["evaluation"]["heldout_lm"] = {"loss": losses[0], "loss_stderr": 0.01, "accuracy": 0.5,
+                                            "perplexity": math.exp(losses[0])}  # fmt: skip
+        data["subset"]["unique_tokens"] = 1000
+        for run, loss in zip(data["replicates"]["runs"], losses, strict=True):
+            run["heldout_lm"] = {"loss": loss}
+        return Record.from_json(json.dumps(data).encode(), "synthetic")
+
+    q = _point(made((2.0, 2.1, 2.3)), "top")
+    assert q.loss == pytest.approx(6.4 / 3)
+    assert q.sigma == pytest.approx(math.sqrt(np.var([2.0, 2.1, 2.3], ddof=1) / 3 + 0.01**2))
+    single = _point(made((2.0,)), "top")
+    assert (single.loss, single.sigma) == (2.0, 0.01)

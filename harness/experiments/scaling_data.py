@@ -1,7 +1,10 @@
 """The points a scaling fit uses, read from records: a sweep's finished cells, or every record of one base track.
 
-A point is one record: tokens seen, the subset's distinct tokens and the held-out validation loss
-(`evaluation.heldout_lm.loss`). Records of different track versions never share a fit.
+A point is one record: tokens seen, the subset's distinct tokens and the held-out validation loss. With replicate
+seeds the loss is the mean over the seeds' runs and its noise combines the seeds' standard error of that mean with
+the evaluation windows' standard error (the same held-out text for every seed, so that part does not average out):
+sigma^2 = s.d.^2 / k + s.e.(windows)^2. With one run it is the run's loss and the windows' standard error (seed noise
+unknown, which the goodness of fit then understates). Records of different track versions never share a fit.
 """
 
 from __future__ import annotations
@@ -37,9 +40,24 @@ def _point(record: Record, group: str) -> Point:
         raise FitError(f"record {record.entry_id} has no held-out loss (evaluation.heldout_lm); re-run its submit")
     if not record.subset.unique_tokens:
         raise FitError(f"record {record.entry_id} does not record its distinct tokens (subset.unique_tokens)")
-    sigma = float(record.evaluation.heldout_lm.get("loss_stderr") or 0.0)
-    return Point(group, float(record.training.tokens_seen), float(record.subset.unique_tokens), float(loss),
+    loss, sigma = _loss_and_noise(record, float(loss))
+    return Point(group, float(record.training.tokens_seen), float(record.subset.unique_tokens), loss,
                  f"{group} @ {record.track.scale:g}x", sigma)  # fmt: skip
+
+
+def _loss_and_noise(record: Record, own: float) -> tuple[float, float]:
+    """The held-out loss over the record's seeds and its standard error (see the module docstring)."""
+    import math
+
+    windows = float(record.evaluation.heldout_lm.get("loss_stderr") or 0.0)
+    runs = record.replicates.runs if record.replicates else ()
+    losses = [r.heldout_lm.get("loss") for r in runs]
+    if len(losses) < 2 or any(v is None for v in losses):
+        return own, windows
+    k = len(losses)
+    mean = sum(losses) / k  # type: ignore[arg-type]
+    var = sum((v - mean) ** 2 for v in losses) / (k - 1)  # type: ignore[operator]
+    return mean, math.sqrt(var / k + windows**2)
 
 
 def _check_versions(records: Sequence[Record], source: str) -> tuple[str, int]:
