@@ -364,3 +364,5 @@ def test_sweep_verdicts_pair_every_cell_on_one_track_through_compare() -> None:
     assert by_pair["one", "one2"]["Sandbox_v1"]["verdict"] == "no verdict"  # one seed a side: seed noise unknown
     md = markdown("exp", verdicts, "Sandbox_v1")
     assert "| lo | hi | nano | 3/3 |" in md and "B better" in md and "--replicates" in md
+    assert "- nano, Sandbox_v1: best mean hi (" in md and "beats by a verdict: lo, lo2; not decided against: none" in md
+    assert "- micro, Sandbox_v1: best mean one2 (" in md and "beats by a verdict: none; not decided against: one" in md

@@ -52,9 +52,37 @@ def markdown(experiment_name: str, verdicts: list[dict[str, Any]], primary: str)
         by_name = {d["aggregate"]: d for d in v.get("differences", [])}
         cells = [_cell(by_name.get(s), v.get("not_comparable")) for s in shown]
         lines.append("| " + " | ".join([v["a"], v["b"], v["track"], "/".join(map(str, v["seeds"])), *cells]) + " |")
+    lines += _leaders(verdicts, shown)
     notes = sorted({d["note"] for v in verdicts for d in v.get("differences", []) if d.get("note")})
     lines += ["", *(f"Note: {n}" for n in notes)] if notes else []
     return "\n".join(lines) + "\n"
+
+
+def _leaders(verdicts: list[dict[str, Any]], shown: list[str]) -> list[str]:
+    """Per track and aggregate: the cell with the best mean over its seeds, and which cells it beats by a verdict
+    and which it does not (the rest of the pairs are in the table above)."""
+    means: dict[tuple[str, str], dict[str, float]] = {}
+    better: dict[tuple[str, str], bool] = {}
+    decided: dict[tuple[str, str, str, str], str] = {}
+    for v in verdicts:
+        for d in v.get("differences", []):
+            key = (v["track"], d["aggregate"])
+            means.setdefault(key, {}).update({v["a"]: d["a"]["mean"], v["b"]: d["b"]["mean"]})
+            better[key] = d["higher_is_better"]
+            winner = v["a"] if d["verdict"] == "A better" else v["b"] if d["verdict"] == "B better" else ""
+            decided[(*key, v["a"], v["b"])] = decided[(*key, v["b"], v["a"])] = winner
+    out = []
+    for (track, aggregate), by_cell in sorted(means.items()):
+        if aggregate not in shown or len(by_cell) < 2:
+            continue
+        pick = max if better[(track, aggregate)] else min
+        best = pick(by_cell, key=lambda c: by_cell[c])
+        beaten = [c for c in by_cell if c != best and decided[(track, aggregate, best, c)] == best]
+        open_ = [c for c in by_cell if c != best and c not in beaten]
+        out.append(f"- {track}, {aggregate}: best mean {best} ({by_cell[best]:.4f}); beats by a verdict: "
+                   f"{', '.join(beaten) or 'none'}; not decided against: {', '.join(open_) or 'none'}")  # fmt: skip
+    return ["", "Leaders (best mean over the seeds on each track; a lead only counts where its verdict says so):", "",
+            *out] if out else []  # fmt: skip
 
 
 def _cell(d: dict[str, Any] | None, why: str | None) -> str:
