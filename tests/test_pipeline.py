@@ -32,13 +32,18 @@ def _submit(cwd: Path, subset: Path, *extra: str) -> tuple[int, str]:
     return proc.returncode, out
 
 
-@pytest.fixture(scope="module")
-def subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def random_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The random-sample example's subset for the debug track."""
     out = tmp_path_factory.mktemp("subset") / "random.jsonl"
     subprocess.run(
         [sys.executable, str(EXAMPLES / "random_sample.py"), "--track", "debug", "--out", str(out)], check=True
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return random_subset(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

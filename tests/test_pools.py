@@ -45,6 +45,18 @@ def make_pool(root: Path, *, shards: int = 3, docs: int = 40, scheme: str = "fie
     return spec, documents
 
 
+def use_small_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, shards: int = 2, docs: int = 30) -> list[dict]:
+    """Index a small pool under `tmp_path` and make every command read it (with its own HARNESS_HOME there);
+    returns its documents."""
+    import harness.pools
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    spec, documents = make_pool(tmp_path / "pool", shards=shards, docs=docs)
+    pool = index_pool(spec, workers=1, tokens=False)
+    monkeypatch.setattr(harness.pools, "ensure_pool", lambda pool_id, progress=None: pool)
+    return documents
+
+
 def test_shipped_pools_load_and_every_track_pool_exists():
     names = set(pool_names())
     assert {t.pool for t in all_tracks()} <= names

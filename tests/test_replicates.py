@@ -10,23 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from test_pipeline import _comparable, _harness, _record, _submit
+from test_pipeline import _comparable, _harness, _record, _submit, random_subset
 
 from harness.cli import main
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.fixture(scope="module")
 def subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import subprocess
-    import sys
-
-    out = tmp_path_factory.mktemp("subset") / "random.jsonl"
-    subprocess.run(
-        [sys.executable, str(EXAMPLES / "random_sample.py"), "--track", "debug", "--out", str(out)], check=True
-    )
-    return out
+    return random_subset(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -58,15 +58,9 @@ def _ran(record: Path) -> list[tuple[str, int]]:
 
 @pytest.mark.slow
 def test_tokenize_command_on_slurm_matches_local(slurm: SlurmCluster, tmp_path, monkeypatch, capsys) -> None:
-    from test_pools import make_pool
+    from test_pools import use_small_pool
 
-    import harness.pools
-    from harness.pools import index_pool
-
-    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
-    spec, docs = make_pool(tmp_path / "pool", shards=2, docs=30)
-    pool = index_pool(spec, workers=1, tokens=False)
-    monkeypatch.setattr(harness.pools, "ensure_pool", lambda pool_id, progress=None: pool)
+    docs = use_small_pool(tmp_path, monkeypatch)
     subset = tmp_path / "subset.jsonl"
     subset.write_text("".join(json.dumps({"id": d["id"], "repeat": 1 + i % 3}) + "\n" for i, d in enumerate(docs)))
     base = ["tokenize", "--track", "debug", str(subset)]

@@ -239,17 +239,13 @@ def test_exact_multiple_of_the_sequence_length_has_no_padding(tmp_path) -> None:
 
 def test_tokenize_command_on_a_validated_subset(tmp_path, monkeypatch, capsys) -> None:
     """Acceptance: manifest counts equal the tars' contents; ids = subset tokens + one eot per copy + padding."""
-    from test_pools import make_pool
+    from test_pools import use_small_pool
 
     import harness.pools
     from harness.cli import main
-    from harness.pools import index_pool
     from harness.submit.validate import validate_subset
 
-    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
-    spec, docs = make_pool(tmp_path / "pool", shards=2, docs=30)
-    pool = index_pool(spec, workers=1, tokens=False)
-    monkeypatch.setattr(harness.pools, "ensure_pool", lambda pool_id, progress=None: pool)
+    docs = use_small_pool(tmp_path, monkeypatch)
     subset = tmp_path / "subset.jsonl"
     lines = [{"id": d["id"], **({"repeat": 2} if i % 5 == 0 else {})} for i, d in enumerate(docs[::2])]
     lines[1]["text"] = docs[2]["text"].replace("first line", "")  # a deletion edit
@@ -261,7 +257,7 @@ def test_tokenize_command_on_a_validated_subset(tmp_path, monkeypatch, capsys) -
     for entry in manifest:
         with tarfile.open(out / f"{entry['shard']}.tar") as tar:
             assert entry["num_sequences"] == len(tar.getmembers())
-    report = validate_subset("debug", subset, pool=pool)
+    report = validate_subset("debug", subset, pool=harness.pools.ensure_pool("sandbox"))
     total = sum(m["num_sequences"] for m in manifest) * (get_track("debug").model.context + 1)
     assert total == stats["tokens"] == report.stats.tokens + stats["padding_tokens"]
     assert stats["documents_expanded"] == report.stats.documents and stats["subset_hash"] == report.subset_hash

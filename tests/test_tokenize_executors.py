@@ -161,16 +161,11 @@ def test_ray_cluster_writes_the_reference_bytes_and_survives_a_killed_worker(
 
 @pytest.mark.slow
 def test_tokenize_command_on_ray_matches_local(ray_cluster, tmp_path, monkeypatch, capsys) -> None:
-    from test_pools import make_pool
+    from test_pools import use_small_pool
 
-    import harness.pools
     from harness.cli import main
-    from harness.pools import index_pool
 
-    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
-    spec, docs = make_pool(tmp_path / "pool", shards=2, docs=30)
-    pool = index_pool(spec, workers=1, tokens=False)
-    monkeypatch.setattr(harness.pools, "ensure_pool", lambda pool_id, progress=None: pool)
+    docs = use_small_pool(tmp_path, monkeypatch)
     subset = tmp_path / "subset.jsonl"
     subset.write_text("".join(json.dumps({"id": d["id"], "repeat": 1 + i % 3}) + "\n" for i, d in enumerate(docs)))
     base = ["tokenize", "--track", "debug", str(subset)]

@@ -1,7 +1,7 @@
 """What every tokenize-shuffle path writes last, and how a run is recognised (harness.data.tokenize's process pool
 and harness.data.staged's datatrove executors share it, so both write the same `manifest.jsonl` and `stats.json`).
 
-- `run_fingerprint`: sha256 of everything that determines the output (inputs, tokenizer, parameters);
+- `run_key`: everything that determines the output (inputs, tokenizer, parameters), its fingerprint and stats;
 - `existing_stats`: the stats of a finished output folder, or an error when it holds another run's data;
 - `shard_ranges`: the output positions of each shard;
 - `write_outputs`: the manifest, then `stats.json` (the completion marker), each atomically;
@@ -18,12 +18,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import doc, from_dict
 from harness.data import FORMAT_VERSION, MANIFEST_NAME, STATS_NAME, shard_name
-from harness.data.inputs import InputFile
+from harness.data.inputs import InputFile, expand_inputs
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.tracks import TokenizerSpec
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,25 +58,75 @@ class TokenizeStats:
         return asdict(self)
 
 
-def run_fingerprint(
-    files: Sequence[InputFile],
-    tokenizer_sha256: str,
-    eot_id: int,
-    pad_id: int,
+@dataclass(frozen=True, kw_only=True)
+class RunKey:
+    """Everything that determines a tokenize-shuffle run's output bytes (never the workers, executor or batch
+    sizes); both paths build one with `run_key`, hash it into the fingerprint and turn its counts into stats."""
+
+    files: tuple[InputFile, ...] = doc("The input files, in stream order.")
+    tokenizer: str = doc("Tokenizer name.")
+    tokenizer_sha256: str = doc("sha256 of the tokenizer.json used.")
+    eot_id: int = doc("End-of-document id.")
+    pad_id: int = doc("Pad id.")
+    context: int = doc("Training context; stored sequences hold context + 1 ids.")
+    seed: int = doc("Seed of the shuffle.")
+    shard_sequences: int = doc("Sequences per shard.")
+    subset_hash: str = doc("Hash of the canonical subset ('' when not given).")
+    merge_rest: bool = doc("The last shard holds the rest too.")
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the key: a finished output folder is reused only under the same one."""
+        return hashlib.sha256(
+            json.dumps(
+                [FORMAT_VERSION, [(f.url, f.size) for f in self.files], self.tokenizer_sha256, self.eot_id,
+                 self.pad_id, self.context, self.seed, self.shard_sequences, self.subset_hash]
+                + ([True] if self.merge_rest else []),
+            ).encode()
+        ).hexdigest()  # fmt: skip
+
+    def text_bytes_guess(self) -> float:
+        """Uncompressed input bytes guessed from the file sizes (sizes the buckets; any guess gives the same
+        output)."""
+        expansion = {".gz": 4.0, ".zst": 5.0, ".zstd": 5.0}
+        return sum(f.size * next((v for k, v in expansion.items() if f.url.endswith(k)), 1.0) for f in self.files)
+
+    def stats(self, counts: dict[str, int], sequences: int, shards: int) -> TokenizeStats:
+        """The stats of the finished run; `counts` holds the scatter's ids, expanded, padding, documents and
+        text_bytes."""
+        return TokenizeStats(
+            format_version=FORMAT_VERSION, sequences=sequences, tokens=sequences * (self.context + 1),
+            text_tokens=counts["ids"] - counts["expanded"], eot_tokens=counts["expanded"],
+            padding_tokens=counts["padding"], documents=counts["documents"], documents_expanded=counts["expanded"],
+            text_bytes=counts["text_bytes"], shards=shards, shard_sequences=self.shard_sequences,
+            context=self.context, seed=self.seed, tokenizer=self.tokenizer, tokenizer_sha256=self.tokenizer_sha256,
+            eot_id=self.eot_id, pad_id=self.pad_id, subset_hash=self.subset_hash, input_files=len(self.files),
+            fingerprint=self.fingerprint,
+        )  # fmt: skip
+
+
+def run_key(
+    inputs: Sequence[str],
+    tokenizer_spec: TokenizerSpec,
+    tokenizer_path: str | None,
     *,
     context: int,
     seed: int,
     shard_sequences: int,
     subset_hash: str,
     merge_rest: bool,
-) -> str:
-    """sha256 of everything that determines the output bytes (never the workers, executor or batch sizes)."""
-    return hashlib.sha256(
-        json.dumps(
-            [FORMAT_VERSION, [(f.url, f.size) for f in files], tokenizer_sha256, eot_id, pad_id, context, seed,
-             shard_sequences, subset_hash] + ([True] if merge_rest else []),
-        ).encode()
-    ).hexdigest()  # fmt: skip
+) -> RunKey:
+    """The run's key: its inputs expanded (files or folders, local or fsspec URLs) and its tokenizer hashed."""
+    from harness.tokenizer import tokenizer_sha256
+
+    if context < 1 or shard_sequences < 1:
+        raise HarnessError("context and shard_sequences must be positive")
+    return RunKey(
+        files=tuple(expand_inputs([str(i) for i in inputs])), tokenizer=tokenizer_spec.name,
+        tokenizer_sha256=tokenizer_sha256(tokenizer_spec, path=tokenizer_path), eot_id=tokenizer_spec.eot_id,
+        pad_id=tokenizer_spec.pad_id, context=context, seed=seed, shard_sequences=shard_sequences,
+        subset_hash=subset_hash, merge_rest=merge_rest,
+    )  # fmt: skip
 
 
 def existing_stats(out_dir: str, fingerprint: str) -> TokenizeStats | None:

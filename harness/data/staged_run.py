@@ -14,15 +14,15 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.data import DEFAULT_SHARD_SEQUENCES, FORMAT_VERSION
-from harness.data.inputs import expand_inputs
+from harness.data import DEFAULT_SHARD_SEQUENCES
 from harness.data.outputs import (
+    RunKey,
     TokenizeStats,
     atomic_output,
     existing_stats,
     is_local,
     local_path,
-    run_fingerprint,
+    run_key,
     shard_ranges,
     write_outputs,
 )
@@ -63,17 +63,12 @@ def tokenize_staged(
     the workers are on several machines).
     """
     from harness.data import staged
-    from harness.tokenizer import resolve_tokenizer_file, tokenizer_sha256
+    from harness.tokenizer import resolve_tokenizer_file
 
-    if context < 1 or shard_sequences < 1:
-        raise HarnessError("context and shard_sequences must be positive")
     out_dir = str(out_dir)
-    files = expand_inputs([str(i) for i in inputs])
-    sha = tokenizer_sha256(tokenizer_spec, path=tokenizer_path)
-    fingerprint = run_fingerprint(
-        files, sha, tokenizer_spec.eot_id, tokenizer_spec.pad_id, context=context, seed=seed,
-        shard_sequences=shard_sequences, subset_hash=subset_hash, merge_rest=merge_rest,
-    )  # fmt: skip
+    key = run_key(inputs, tokenizer_spec, tokenizer_path, context=context, seed=seed, shard_sequences=shard_sequences,
+                  subset_hash=subset_hash, merge_rest=merge_rest)  # fmt: skip
+    fingerprint = key.fingerprint
     done = existing_stats(out_dir, fingerprint)
     if done is not None:
         return done
@@ -81,10 +76,10 @@ def tokenize_staged(
     if executor.kind == "slurm" and not is_local(work):
         raise HarnessError(f"--executor slurm keeps its job records and Slurm's logs in the work folder, which must be "
                            f"a shared file system, not {work}; give a work folder there")  # fmt: skip
-    gather = _claim_work(work, fingerprint, _gather_tasks(files, context, executor.workers, staged.BUCKET_BYTES),
+    gather = _claim_work(work, fingerprint, _gather_tasks(key, executor.workers, staged.BUCKET_BYTES),
                          executor.kind)  # fmt: skip
     job = StagedJob(
-        files=tuple((f.url, f.size) for f in files), work=work, out=out_dir,
+        files=tuple((f.url, f.size) for f in key.files), work=work, out=out_dir,
         tokenizer_json=resolve_tokenizer_file(tokenizer_spec, path=tokenizer_path).read_text(encoding="utf-8"),
         eot_id=tokenizer_spec.eot_id, pad_id=tokenizer_spec.pad_id, seqlen=context + 1, seed=seed,
         shard_sequences=shard_sequences, merge_rest=merge_rest, gather=gather, batch_bytes=staged.BATCH_BYTES,
@@ -94,15 +89,7 @@ def tokenize_staged(
         return None
     plan = read_plan(job)
     ranges = shard_ranges(plan["sequences"], shard_sequences, merge_rest)
-    seqlen, total = context + 1, plan["sequences"]
-    stats = TokenizeStats(
-        format_version=FORMAT_VERSION, sequences=total, tokens=total * seqlen,
-        text_tokens=plan["ids"] - plan["expanded"], eot_tokens=plan["expanded"], padding_tokens=plan["padding"],
-        documents=plan["documents"], documents_expanded=plan["expanded"], text_bytes=plan["text_bytes"],
-        shards=len(ranges), shard_sequences=shard_sequences, context=context, seed=seed, tokenizer=tokenizer_spec.name,
-        tokenizer_sha256=sha, eot_id=tokenizer_spec.eot_id, pad_id=tokenizer_spec.pad_id, subset_hash=subset_hash,
-        input_files=len(files), fingerprint=fingerprint,
-    )  # fmt: skip
+    stats = key.stats(plan, plan["sequences"], len(ranges))
     missing = [k for k in range(len(ranges)) if not exists(f"{out_dir.rstrip('/')}/shard_{k:08d}.tar")]
     if missing:
         raise HarnessError(f"{out_dir}: shard {missing[0]} is missing although its task is marked done; delete "
@@ -112,11 +99,9 @@ def tokenize_staged(
     return stats
 
 
-def _gather_tasks(files: Sequence[Any], context: int, workers: int, bucket_bytes: int) -> int:
+def _gather_tasks(key: RunKey, workers: int, bucket_bytes: int) -> int:
     """Tasks of the sort and write stages: about one per bucket (guessed from the input sizes), at least `workers`."""
-    expansion = {".gz": 4.0, ".zst": 5.0, ".zstd": 5.0}
-    text = sum(f.size * next((v for k, v in expansion.items() if f.url.endswith(k)), 1.0) for f in files)
-    return max(workers, min(MAX_GATHER, math.ceil(text / 3 * 4 / bucket_bytes)), 1)
+    return max(workers, min(MAX_GATHER, math.ceil(key.text_bytes_guess() / 3 * 4 / bucket_bytes)), 1)
 
 
 def _claim_work(work: str, fingerprint: str, gather: int, kind: str) -> int:

@@ -37,10 +37,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.data import DEFAULT_SHARD_SEQUENCES, FORMAT_VERSION, MANIFEST_NAME, STATS_NAME
+from harness.data import DEFAULT_SHARD_SEQUENCES, MANIFEST_NAME, STATS_NAME
 from harness.data.buckets import _shards, _sort_buckets, _write_shards
-from harness.data.inputs import InputFile, expand_inputs
-from harness.data.outputs import TokenizeStats, existing_stats, is_local, local_path, run_fingerprint, write_outputs
+from harness.data.outputs import RunKey, TokenizeStats, existing_stats, is_local, local_path, run_key, write_outputs
 from harness.data.scatter import _Bars, _Pool, _Scatter, _scatter
 from harness.errors import HarnessError
 from harness.io.files import write_json_atomic
@@ -68,11 +67,10 @@ MAX_BUCKETS = 1024
 # The step.
 
 
-def _estimate_buckets(files: Sequence[InputFile], seqlen: int) -> int:
+def _estimate_buckets(key: RunKey) -> int:
     """Buckets of about BUCKET_BYTES, from the input sizes (a guess: any count gives the same output)."""
-    expansion = {".gz": 4.0, ".zst": 5.0, ".zstd": 5.0}
-    text = sum(f.size * next((v for k, v in expansion.items() if f.url.endswith(k)), 1.0) for f in files)
-    return max(1, min(MAX_BUCKETS, math.ceil(text / 3 * 4 / BUCKET_BYTES)))  # ~3 bytes/token, 4 bytes/id
+    guess = math.ceil(key.text_bytes_guess() / 3 * 4 / BUCKET_BYTES)  # ~3 bytes/token, 4 bytes/id
+    return max(1, min(MAX_BUCKETS, guess))
 
 
 def _default_work_dir(out_dir: str) -> Path:
@@ -107,18 +105,14 @@ def tokenize_shuffle(
     for remote outputs. `tokenizer_path` overrides where a hub tokenizer is read from. `merge_rest`: the last shard
     holds the rest too instead of a short shard of its own (harness.data.shard_plan: open_lm's loader).
     """
-    from harness.tokenizer import resolve_tokenizer_file, tokenizer_sha256
+    from harness.tokenizer import resolve_tokenizer_file
 
-    if context < 1 or shard_sequences < 1 or workers < 1:
-        raise HarnessError("context, shard_sequences and workers must be positive")
+    if workers < 1:
+        raise HarnessError("workers must be positive")
     out_dir = str(out_dir)
-    files = expand_inputs([str(i) for i in inputs])
-    sha = tokenizer_sha256(tokenizer_spec, path=tokenizer_path)
-    seqlen = context + 1
-    fingerprint = run_fingerprint(
-        files, sha, tokenizer_spec.eot_id, tokenizer_spec.pad_id, context=context, seed=seed,
-        shard_sequences=shard_sequences, subset_hash=subset_hash, merge_rest=merge_rest,
-    )  # fmt: skip
+    key = run_key(inputs, tokenizer_spec, tokenizer_path, context=context, seed=seed, shard_sequences=shard_sequences,
+                  subset_hash=subset_hash, merge_rest=merge_rest)  # fmt: skip
+    seqlen, fingerprint = context + 1, key.fingerprint
     done = existing_stats(out_dir, fingerprint)
     if done is not None:
         return done
@@ -128,7 +122,7 @@ def tokenize_shuffle(
         shutil.rmtree(work)  # left by a run with other inputs or settings: nothing in it is reusable
     work.mkdir(parents=True, exist_ok=True)
     if not params.exists():
-        write_json_atomic(params, {"fingerprint": fingerprint, "buckets": _estimate_buckets(files, seqlen)})
+        write_json_atomic(params, {"fingerprint": fingerprint, "buckets": _estimate_buckets(key)})
     n_buckets = json.loads(params.read_text())["buckets"]
     (work / "done").mkdir(exist_ok=True)
     _make_dir(out_dir)
@@ -141,7 +135,7 @@ def tokenize_shuffle(
         try:
             scatter = _Scatter(work, seqlen, seed, n_buckets, tokenizer_spec.pad_id, FLUSH_BYTES)
             if not scatter.state["done"]:
-                _scatter(files, scatter, pool, tokenizer_spec.eot_id, bars, BATCH_BYTES)
+                _scatter(key.files, scatter, pool, tokenizer_spec.eot_id, bars, BATCH_BYTES)
             buckets = _sort_buckets(scatter, work, pool, bars, MAX_SORT_BYTES)
             total = scatter.state["next_index"]
             shards = _shards(buckets, total, shard_sequences, out_dir, work, merge_rest)
@@ -149,15 +143,7 @@ def tokenize_shuffle(
         finally:
             pool.close()
 
-    s = scatter.state
-    stats = TokenizeStats(
-        format_version=FORMAT_VERSION, sequences=total, tokens=total * seqlen, text_tokens=s["ids"] - s["expanded"],
-        eot_tokens=s["expanded"], padding_tokens=s["padding"], documents=s["documents"],
-        documents_expanded=s["expanded"], text_bytes=s["text_bytes"], shards=len(shards),
-        shard_sequences=shard_sequences, context=context, seed=seed, tokenizer=tokenizer_spec.name,
-        tokenizer_sha256=sha, eot_id=tokenizer_spec.eot_id, pad_id=tokenizer_spec.pad_id, subset_hash=subset_hash,
-        input_files=len(files), fingerprint=fingerprint,
-    )  # fmt: skip
+    stats = key.stats(scatter.state, total, len(shards))
     write_outputs(out_dir, [shard.rows for shard in shards], stats)  # stats.json, the completion marker, last
     shutil.rmtree(work, ignore_errors=True)
     return stats
