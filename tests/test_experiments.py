@@ -366,3 +366,43 @@ def test_sweep_verdicts_pair_every_cell_on_one_track_through_compare() -> None:
     assert "| lo | hi | nano | 3/3 |" in md and "B better" in md and "--replicates" in md
     assert "- nano, Sandbox_v1: best mean hi (" in md and "beats by a verdict: lo, lo2; not decided against: none" in md
     assert "- micro, Sandbox_v1: best mean one2 (" in md and "beats by a verdict: none; not decided against: one" in md
+
+
+def test_sweep_budget_steps_compare_each_cell_with_the_same_subset_one_multiplier_lower() -> None:
+    import random
+
+    from reliability_fixtures import record as synthetic
+
+    from harness.analysis.compare import NotComparable, compare_records
+    from harness.experiments.verdicts import budget_steps, markdown
+    from harness.records import Record
+
+    rng = random.Random(5)
+    specs = {"f1-1x": ("nano", 1.0, 0, 0.3), "f1-2x": ("nano-2x", 2.0, 1, 0.6), "f1-0.5x": ("nano-0.5x", 0.5, 2, 0.3),
+             "f2-1x": ("nano", 1.0, 3, 0.5), "f2-2x": ("nano-2x", 2.0, 4, 0.5)}  # fmt: skip
+    records, rows = {}, []
+    for cell, (track, scale, subset, quality) in specs.items():
+        data = synthetic(track, subset, quality, 3, rng)
+        data["track"].update(base="nano" if scale != 1.0 else "", scale=scale)
+        rec = Record.from_json(json.dumps(data).encode(), cell)
+        records[rec.entry_id] = rec
+        rows.append({"cell": cell, "track": track, "entry_id": rec.entry_id, "seeds": 3, "filter": cell[:2],
+                     "scale": scale})  # fmt: skip
+    by_cell = {r["cell"]: records[r["entry_id"]] for r in rows}
+    steps = budget_steps(rows, records, ["filter", "scale", "seed"])
+    # Adjacent multipliers of one subset only, the larger budget as A: 0.5x -> 1x -> 2x for f1, 1x -> 2x for f2.
+    assert [(s["a"], s["b"]) for s in steps] == [("f1-1x", "f1-0.5x"), ("f1-2x", "f1-1x"), ("f2-2x", "f2-1x")]
+    diffs = {(s["a"], s["b"]): {d["aggregate"]: d for d in s["differences"]} for s in steps}
+    expected = compare_records(by_cell["f1-2x"], by_cell["f1-1x"], across_budgets=True).differences[0]
+    assert diffs["f1-2x", "f1-1x"]["Sandbox_v1"]["diff"] == expected.diff and expected.verdict == "A better"
+    low_step = compare_records(by_cell["f1-1x"], by_cell["f1-0.5x"], across_budgets=True).differences[0]
+    assert diffs["f1-1x", "f1-0.5x"]["Sandbox_v1"]["diff"] == low_step.diff and low_step.verdict != "A better"
+    assert budget_steps(rows, records, ["filter", "seed"]) == []  # no scale factor: nothing to step over
+    with pytest.raises(NotComparable, match="--across-budgets"):
+        compare_records(by_cell["f1-2x"], by_cell["f1-1x"])  # rivals must share a budget
+    micro = synthetic("micro-2x", 9, 0.5, 3, rng)
+    micro["track"].update(base="micro", scale=2.0)
+    with pytest.raises(NotComparable, match="only multipliers of one base track version"):
+        compare_records(Record.from_json(json.dumps(micro).encode(), "m"), by_cell["f1-1x"], across_budgets=True)
+    md = markdown("exp", [], "Sandbox_v1", steps)
+    assert "Budget steps" in md and "| f1-2x | f1-1x | nano-2x vs nano | 3/3 | +" in md and "A better" in md

@@ -162,6 +162,23 @@ def test_compare_bad_input_is_one_clear_message(
     assert code == 1 and message in err and "Traceback" not in err
 
 
+def test_compare_across_budgets_takes_one_tracks_multipliers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    small = replicated(1, "1x", [0.40, 0.41, 0.39], bpb=2.2)
+    data = replicated(2, "2x", [0.62, 0.60, 0.61], bpb=1.8, track="debug-2x").to_data()
+    data["track"].update(base="debug", scale=2.0)
+    large = _write(tmp_path, Record.from_data(data, "<2x>"), "b")
+    assert main(["compare", large, _write(tmp_path, small, "a")]) == 1  # rivals share a budget
+    assert "--across-budgets compares one track's compute multipliers" in " ".join(capsys.readouterr().err.split())
+    assert main(["compare", large, str(tmp_path / "a.json"), "--across-budgets", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["differences"][0]["verdict"] == "A better" and (out["a"]["track"], out["b"]["track"]) == (
+        "debug-2x",
+        "debug",
+    )
+    assert main(["compare", large, str(tmp_path / "a.json"), "--across-budgets"]) == 0
+    assert "A on track debug-2x, B on debug" in " ".join(capsys.readouterr().out.split())
+
+
 def test_compare_unknown_entry_and_unfinished_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["compare", "debug-000000000000", "debug-111111111111", "--results", str(tmp_path)]) == 2
     assert "no record 'debug-000000000000'" in capsys.readouterr().err

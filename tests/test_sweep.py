@@ -129,6 +129,11 @@ def test_report_files_hold_the_records_numbers_and_the_leaderboard_shows_the_exp
         ("filter0.5-scale0.5x", "filter1-scale0.5x", "debug-0.5x"),
     ]
     assert "no verdict" in (report / "verdicts.md").read_text()  # one seed a cell: seed noise unknown
+    steps = json.loads((report / "verdicts.json").read_text())["budget_steps"]  # each filter, 0.25x -> 0.5x
+    assert sorted((s["a"], s["b"]) for s in steps) == [
+        ("filter0.5-scale0.5x", "filter0.5-scale0.25x"),
+        ("filter1-scale0.5x", "filter1-scale0.25x"),
+    ]
     code, out = _run("leaderboard", "build", "--results", "sw/results", "--out", "site", cwd=sweep)
     assert code == 0, out
     index = (sweep / "site" / "index.html").read_text()

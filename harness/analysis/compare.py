@@ -1,7 +1,8 @@
 """`harness compare A B`: two entries of one track, every aggregate's difference with its 95% interval and a verdict.
 
 A and B are entry ids (looked up in the results store), record files or run folders (their `record/record.json`).
-Both must be on the same track version and carry the same aggregate versions, and both need the `replicates`
+Both must be on the same track version (or, across budgets, on compute multipliers of one base track: the same
+subset at 1x and 2x) and carry the same aggregate versions, and both need the `replicates`
 block that records of schema 2 carry. The interval combines the seed variance of both replicate means (Welch)
 and the evaluation-example variance of the difference, paired over the same examples (harness.analysis.stats).
 An entry with one replicate borrows the other entry's seed variance (its degrees of freedom counted once); with one
@@ -39,8 +40,18 @@ class Comparison:
         from dataclasses import asdict
 
         return {
-            "a": {"entry_id": self.a.entry_id, "name": self.a.submission.name, "source": self.a_source},
-            "b": {"entry_id": self.b.entry_id, "name": self.b.submission.name, "source": self.b_source},
+            "a": {
+                "entry_id": self.a.entry_id,
+                "name": self.a.submission.name,
+                "source": self.a_source,
+                "track": self.a.track.name,
+            },
+            "b": {
+                "entry_id": self.b.entry_id,
+                "name": self.b.submission.name,
+                "source": self.b_source,
+                "track": self.b.track.name,
+            },
             "track": {"name": self.a.track.name, "version": self.a.track.version},
             "differences": [asdict(d) for d in self.differences],
         }
@@ -65,11 +76,15 @@ def load_entry(ref: str, results: str) -> tuple[Record, str]:
     return store.get(ref), store.path_of(ref)
 
 
-def compare_records(a: Record, b: Record, a_source: str = "A", b_source: str = "B") -> Comparison:
-    """Every aggregate both records carry (same version), A - B with interval and verdict."""
+def compare_records(
+    a: Record, b: Record, a_source: str = "A", b_source: str = "B", *, across_budgets: bool = False
+) -> Comparison:
+    """Every aggregate both records carry (same version), A - B with interval and verdict. `across_budgets`: the two
+    may be one track at different compute multipliers (the same model and suite, another token budget), which
+    answers "did more compute on this subset help?"; by default only one track version is comparable."""
     from harness.evaluate.suites import get_suite
 
-    _check_comparable(a, b, a_source, b_source)
+    _check_comparable(a, b, a_source, b_source, across_budgets)
     suite = get_suite(a.evaluation.suite)
     ex_a, ex_b = _mean_examples(a), _mean_examples(b)
     draws = paired_example_draws(suite, ex_a, ex_b) if ex_a and ex_b else {}
@@ -87,7 +102,7 @@ def compare_records(a: Record, b: Record, a_source: str = "A", b_source: str = "
     return Comparison(a, b, a_source, b_source, tuple(out))
 
 
-def _check_comparable(a: Record, b: Record, a_source: str, b_source: str) -> None:
+def _check_comparable(a: Record, b: Record, a_source: str, b_source: str, across_budgets: bool = False) -> None:
     for record, source in ((a, a_source), (b, b_source)):
         if record.replicates is None:
             raise NotComparable(
@@ -95,10 +110,19 @@ def _check_comparable(a: Record, b: Record, a_source: str, b_source: str) -> Non
                 "harness kept them); re-run `harness submit` on its subset with this harness (add --replicates K for "
                 "a seed spread) and compare the new record"
             )
-    if (a.track.name, a.track.version) != (b.track.name, b.track.version):
+    if across_budgets:
+        base_a, base_b = a.track.base or a.track.name, b.track.base or b.track.name
+        if (base_a, a.track.version) != (base_b, b.track.version):
+            raise NotComparable(
+                f"{a_source} is on track {a.track.name} v{a.track.version} (base {base_a}) and {b_source} on "
+                f"{b.track.name} v{b.track.version} (base {base_b}): across budgets, only multipliers of one base "
+                "track version are comparable (same model and suite)"
+            )
+    elif (a.track.name, a.track.version) != (b.track.name, b.track.version):
         raise NotComparable(
             f"{a_source} is on track {a.track.name} v{a.track.version} and {b_source} on {b.track.name} "
-            f"v{b.track.version}: only entries of one track version are comparable (same model, budget and suite)"
+            f"v{b.track.version}: only entries of one track version are comparable (same model, budget and suite); "
+            "--across-budgets compares one track's compute multipliers"
         )
     versions_a = {n: str(g.version) for n, g in a.evaluation.aggregates.items()}
     versions_b = {n: str(g.version) for n, g in b.evaluation.aggregates.items()}

@@ -16,7 +16,9 @@ def render_comparison(c: Comparison, console: Any) -> None:
         f"B = {escape(c.b.submission.name)} ({c.b.entry_id}, {len(c.b.replicates.runs)} replicates)",  # type: ignore[union-attr]
         highlight=False,
     )
-    table = Table(title=f"A - B on track {c.a.track.name} (95% intervals: seed + evaluation examples, paired)")
+    where = (f"track {c.a.track.name}" if c.a.track.name == c.b.track.name
+             else f"A on track {c.a.track.name}, B on {c.b.track.name}")  # fmt: skip
+    table = Table(title=f"A - B, {where} (95% intervals: seed + evaluation examples, paired)")
     for col in ("aggregate", "A mean ± std", "B mean ± std", "A - B", "95% interval", "verdict"):
         table.add_column(col, justify="left" if col in ("aggregate", "verdict") else "right", no_wrap=col == "verdict")
     primary = c.a.evaluation.primary_aggregate

@@ -175,7 +175,8 @@ def write_report(experiment: Experiment, paths: SweepPaths) -> dict[str, Path]:
 
     store = ResultsStore(paths.results)
     records = {row["entry_id"]: store.get(row["entry_id"]) for row in rows}
-    files.update(write_verdicts(out, experiment.name, rows, records, rows[0]["primary_name"]))
+    factors = experiment.factors.present()
+    files.update(write_verdicts(out, experiment.name, rows, records, rows[0]["primary_name"], factors))
     return files
 
 

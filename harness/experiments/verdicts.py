@@ -3,14 +3,17 @@ each aggregate's difference A - B with its 95% interval and verdict, exactly as 
 
 A sweep's conclusions come from these verdicts, never from the table's means: a cell with one seed has no seed
 spread, and against another such cell `compare` answers "no verdict" and says how many seeds would decide it.
-Cells on different tracks (compute multipliers) are never paired: their records are not comparable.
+Cells on different tracks (compute multipliers) are never paired as rivals: they had different budgets. Where the
+experiment varies the compute multiplier, each cell is instead compared with the same cell one budget lower
+(`compare --across-budgets`, the "budget steps"): whether more compute on the same subset helped, or, once its
+documents repeat too often, hurt.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from itertools import combinations
+from itertools import combinations, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +44,35 @@ def cell_verdicts(rows: list[dict[str, Any]], records: dict[str, Record]) -> lis
     return out
 
 
-def markdown(experiment_name: str, verdicts: list[dict[str, Any]], primary: str) -> str:
+def budget_steps(rows: list[dict[str, Any]], records: dict[str, Record], factors: list[str]) -> list[dict[str, Any]]:
+    """Each cell against the same cell (every other level equal) at the next smaller compute multiplier: A is the
+    larger budget, so "A better" says the extra compute helped. Empty when the experiment does not vary the scale."""
+    if "scale" not in factors:
+        return []
+    fixed = [f for f in factors if f not in ("scale", "seed")]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[f] for f in fixed), []).append(row)
+    out = []
+    for group in groups.values():
+        ordered = sorted(group, key=lambda r: r["scale"])
+        for low, high in pairwise(ordered):
+            entry: dict[str, Any] = {"a": high["cell"], "b": low["cell"], "track": f"{high['track']} vs {low['track']}",
+                                     "seeds": [high["seeds"], low["seeds"]]}  # fmt: skip
+            try:
+                comparison = compare_records(records[high["entry_id"]], records[low["entry_id"]], high["cell"],
+                                             low["cell"], across_budgets=True)  # fmt: skip
+            except NotComparable as exc:
+                entry["not_comparable"] = str(exc)
+            else:
+                entry["differences"] = [asdict(d) for d in comparison.differences]
+            out.append(entry)
+    return out
+
+
+def markdown(
+    experiment_name: str, verdicts: list[dict[str, Any]], primary: str, steps: list[dict[str, Any]] | None = None
+) -> str:
     shown = [primary, *(s for s in SHOWN if s != primary)]
     head = ["A", "B", "track", "seeds A/B", *(f"{s} A - B [95%] verdict" for s in shown)]
     lines = [f"# {experiment_name}: verdicts", "",
@@ -53,7 +84,16 @@ def markdown(experiment_name: str, verdicts: list[dict[str, Any]], primary: str)
         cells = [_cell(by_name.get(s), v.get("not_comparable")) for s in shown]
         lines.append("| " + " | ".join([v["a"], v["b"], v["track"], "/".join(map(str, v["seeds"])), *cells]) + " |")
     lines += _leaders(verdicts, shown)
-    notes = sorted({d["note"] for v in verdicts for d in v.get("differences", []) if d.get("note")})
+    if steps:
+        lines += ["", "Budget steps: each cell against the same subset one compute multiplier lower (`harness compare "
+                  "--across-budgets`; A the larger budget, so \"A better\" means the extra compute helped):", "",
+                  "| A | B | tracks | seeds A/B | " + " | ".join(f"{s} A - B [95%] verdict" for s in shown) + " |",
+                  "|" + "---|" * (4 + len(shown))]  # fmt: skip
+        for v in steps:
+            by_name = {d["aggregate"]: d for d in v.get("differences", [])}
+            cells = [_cell(by_name.get(s), v.get("not_comparable")) for s in shown]
+            lines.append("| " + " | ".join([v["a"], v["b"], v["track"], "/".join(map(str, v["seeds"])), *cells]) + " |")
+    notes = sorted({d["note"] for v in [*verdicts, *(steps or [])] for d in v.get("differences", []) if d.get("note")})
     lines += ["", *(f"Note: {n}" for n in notes)] if notes else []
     return "\n".join(lines) + "\n"
 
@@ -92,12 +132,17 @@ def _cell(d: dict[str, Any] | None, why: str | None) -> str:
 
 
 def write_verdicts(
-    out: Path, experiment_name: str, rows: list[dict[str, Any]], records: dict[str, Record], primary: str
+    out: Path,
+    experiment_name: str,
+    rows: list[dict[str, Any]],
+    records: dict[str, Record],
+    primary: str,
+    factors: list[str] | None = None,
 ) -> dict[str, Path]:
-    """report/verdicts.md and report/verdicts.json."""
-    verdicts = cell_verdicts(rows, records)
+    """report/verdicts.md and report/verdicts.json (the pairs on one track, and the budget steps)."""
+    verdicts, steps = cell_verdicts(rows, records), budget_steps(rows, records, factors or [])
     files = {"verdicts_md": out / "verdicts.md", "verdicts_json": out / "verdicts.json"}
-    files["verdicts_md"].write_text(markdown(experiment_name, verdicts, primary), encoding="utf-8")
-    blob = {"experiment": experiment_name, "pairs": verdicts}
+    files["verdicts_md"].write_text(markdown(experiment_name, verdicts, primary, steps), encoding="utf-8")
+    blob = {"experiment": experiment_name, "pairs": verdicts, "budget_steps": steps}
     files["verdicts_json"].write_text(json.dumps(blob, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return files
