@@ -31,17 +31,7 @@ def cell_pairs(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[st
 
 def cell_verdicts(rows: list[dict[str, Any]], records: dict[str, Record]) -> list[dict[str, Any]]:
     """One entry per pair: the cells, their seeds and every shared aggregate's difference (or why none)."""
-    out = []
-    for a, b in cell_pairs(rows):
-        entry: dict[str, Any] = {"a": a["cell"], "b": b["cell"], "track": a["track"], "seeds": [a["seeds"], b["seeds"]]}
-        try:
-            comparison = compare_records(records[a["entry_id"]], records[b["entry_id"]], a["cell"], b["cell"])
-        except NotComparable as exc:
-            entry["not_comparable"] = str(exc)
-        else:
-            entry["differences"] = [asdict(d) for d in comparison.differences]
-        out.append(entry)
-    return out
+    return [_verdict(a, b, records, a["track"]) for a, b in cell_pairs(rows)]
 
 
 def budget_steps(rows: list[dict[str, Any]], records: dict[str, Record], factors: list[str]) -> list[dict[str, Any]]:
@@ -53,21 +43,23 @@ def budget_steps(rows: list[dict[str, Any]], records: dict[str, Record], factors
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row[f] for f in fixed), []).append(row)
-    out = []
-    for group in groups.values():
-        ordered = sorted(group, key=lambda r: r["scale"])
-        for low, high in pairwise(ordered):
-            entry: dict[str, Any] = {"a": high["cell"], "b": low["cell"], "track": f"{high['track']} vs {low['track']}",
-                                     "seeds": [high["seeds"], low["seeds"]]}  # fmt: skip
-            try:
-                comparison = compare_records(records[high["entry_id"]], records[low["entry_id"]], high["cell"],
-                                             low["cell"], across_budgets=True)  # fmt: skip
-            except NotComparable as exc:
-                entry["not_comparable"] = str(exc)
-            else:
-                entry["differences"] = [asdict(d) for d in comparison.differences]
-            out.append(entry)
-    return out
+    return [_verdict(high, low, records, f"{high['track']} vs {low['track']}", across_budgets=True)
+            for group in groups.values() for low, high in pairwise(sorted(group, key=lambda r: r["scale"]))]  # fmt: skip
+
+
+def _verdict(
+    a: dict[str, Any], b: dict[str, Any], records: dict[str, Record], track: str, across_budgets: bool = False
+) -> dict[str, Any]:
+    """`harness compare` of two cells' records: the cells, their seeds, and the differences or why there are none."""
+    entry: dict[str, Any] = {"a": a["cell"], "b": b["cell"], "track": track, "seeds": [a["seeds"], b["seeds"]]}
+    try:
+        comparison = compare_records(records[a["entry_id"]], records[b["entry_id"]], a["cell"], b["cell"],
+                                     across_budgets=across_budgets)  # fmt: skip
+    except NotComparable as exc:
+        entry["not_comparable"] = str(exc)
+    else:
+        entry["differences"] = [asdict(d) for d in comparison.differences]
+    return entry
 
 
 def markdown(
@@ -79,20 +71,13 @@ def markdown(
              "Every pair of finished cells on one track through `harness compare` (seed and paired evaluation-example "
              "noise; a verdict is wrong at most 5% of the time at equal means).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
-    for v in verdicts:
-        by_name = {d["aggregate"]: d for d in v.get("differences", [])}
-        cells = [_cell(by_name.get(s), v.get("not_comparable")) for s in shown]
-        lines.append("| " + " | ".join([v["a"], v["b"], v["track"], "/".join(map(str, v["seeds"])), *cells]) + " |")
+    lines += [_row(v, shown) for v in verdicts]
     lines += _leaders(verdicts, shown)
     if steps:
         lines += ["", "Budget steps: each cell against the same subset one compute multiplier lower (`harness compare "
                   "--across-budgets`; A the larger budget, so \"A better\" means the extra compute helped):", "",
                   "| A | B | tracks | seeds A/B | " + " | ".join(f"{s} A - B [95%] verdict" for s in shown) + " |",
-                  "|" + "---|" * (4 + len(shown))]  # fmt: skip
-        for v in steps:
-            by_name = {d["aggregate"]: d for d in v.get("differences", [])}
-            cells = [_cell(by_name.get(s), v.get("not_comparable")) for s in shown]
-            lines.append("| " + " | ".join([v["a"], v["b"], v["track"], "/".join(map(str, v["seeds"])), *cells]) + " |")
+                  "|" + "---|" * (4 + len(shown)), *(_row(v, shown) for v in steps)]  # fmt: skip
     notes = sorted({d["note"] for v in [*verdicts, *(steps or [])] for d in v.get("differences", []) if d.get("note")})
     lines += ["", *(f"Note: {n}" for n in notes)] if notes else []
     return "\n".join(lines) + "\n"
@@ -123,6 +108,13 @@ def _leaders(verdicts: list[dict[str, Any]], shown: list[str]) -> list[str]:
                    f"{', '.join(beaten) or 'none'}; not decided against: {', '.join(open_) or 'none'}")  # fmt: skip
     return ["", "Leaders (best mean over the seeds on each track; a lead only counts where its verdict says so):", "",
             *out] if out else []  # fmt: skip
+
+
+def _row(v: dict[str, Any], shown: list[str]) -> str:
+    """One table row: the cells, track(s), seeds, and each shown aggregate's difference and verdict."""
+    by_name = {d["aggregate"]: d for d in v.get("differences", [])}
+    cells = [_cell(by_name.get(s), v.get("not_comparable")) for s in shown]
+    return "| " + " | ".join([v["a"], v["b"], v["track"], "/".join(map(str, v["seeds"])), *cells]) + " |"
 
 
 def _cell(d: dict[str, Any] | None, why: str | None) -> str:
