@@ -122,6 +122,23 @@ def test_transfer_of_a_perfect_and_a_noisy_predictor() -> None:
     assert b.decision_low < b.decision_accuracy <= b.decision_high and b.decision_low < 0.75
 
 
+def test_checkpoint_averaging_ranks_by_the_mean_of_each_runs_last_checkpoints() -> None:
+    """Signal and Noise's smoothing, by hand: entry 0 ends on a spike above entry 1, but its last two checkpoints
+    average below entry 1's; the target keeps its final scores."""
+    traj = [[[(1, 0.20), (2, 0.30), (3, 0.50)], [(1, 0.20), (2, 0.30), (3, 0.50)]],
+            [[(1, 0.30), (2, 0.45), (3, 0.45)], [(1, 0.30), (2, 0.45), (3, 0.45)]]]  # fmt: skip
+    small = _scores("nano", [[0.50, 0.50], [0.45, 0.45]], traj)
+    target = _scores("micro", [[1.0, 1.0], [2.0, 2.0]])
+    final, averaged = transfer(small, target, resamples=10), transfer(small, target, resamples=10, average_last=2)
+    assert (final.agreements[0].decision_accuracy, averaged.agreements[0].decision_accuracy) == (0.0, 1.0)
+    assert averaged.average_last == 2 and averaged.to_dict()["average_last"] == 2
+    assert transfer(small, target, resamples=10, average_last=3).agreements[0].decision_accuracy == 1.0  # 1/3 vs .4
+    with pytest.raises(NotEnoughData, match="3 checkpoint scores per run, fewer than the 4 to average"):
+        transfer(small, target, average_last=4)
+    with pytest.raises(NotEnoughData, match="no checkpoint scores.*--checkpoint-scores"):
+        transfer(_scores("nano", [[0.5, 0.5], [0.4, 0.4]]), target, average_last=2)
+
+
 def test_transfer_bad_input_names_what_is_missing() -> None:
     small = _scores("nano", [[0.1, 0.2], [0.3, 0.4], [0.5, 0.5]], subsets=["a", "b", "c"])
     target = _scores("micro", [[1.0], [2.0], [3.0]], subsets=["a", "b", "z"])
@@ -205,7 +222,7 @@ def test_command_options_pinned() -> None:
         "records", "--track", "--results", "--k", "--scored-only", "--json", "--derive-signal"
     }  # fmt: skip
     assert command_options("transfer") == {
-        "small", "target", "--results", "--shared-only", "--resamples", "--scored-only", "--json"
+        "small", "target", "--results", "--shared-only", "--resamples", "--average-last", "--scored-only", "--json"
     }  # fmt: skip
 
 
@@ -218,6 +235,8 @@ def test_commands_refuse_what_cannot_be_answered(tmp_path: Path, capsys: pytest.
     (next((store / "micro").glob("*.json"))).unlink()
     assert main(["transfer", "nano", "micro", "--results", str(store)]) == 1
     assert "same subset on the other track for 1 entries" in " ".join(capsys.readouterr().err.split())
+    assert main(["transfer", "nano", "micro", "--results", str(store), "--average-last", "0"]) == 2
+    assert "--average-last must be at least 1, got 0" in " ".join(capsys.readouterr().err.split())
 
 
 def test_records_carry_checkpoint_trajectories_to_reliability(

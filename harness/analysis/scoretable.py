@@ -11,7 +11,7 @@ per seed, (step, value) pairs, when records carry them; reliability's monotonici
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import HarnessError, UsageError
@@ -187,6 +187,31 @@ def track_scores(records: Sequence[Record], sources: Sequence[str] = ()) -> Trac
     entries = tuple(entry_scores(r, signal) for r in records)
     primary = records[0].evaluation.primary_aggregate
     return TrackScores(tracks[0][0], entries, infos, tuple(sources), primary)
+
+
+def mean_of_last_checkpoints(scores: TrackScores, n: int) -> TrackScores:
+    """Signal and Noise's checkpoint averaging (their ladder code's `avg` of the last n checkpoints): each run's
+    value of a unit becomes the mean of its last `n` checkpoint scores, the final one included. Units without
+    checkpoint scores (a signal aggregate computed after the fact) are left out; NotEnoughData when an entry has
+    no checkpoint scores or a run has fewer than `n`."""
+    if n < 1:
+        raise UsageError(f"the number of checkpoints to average must be at least 1, got {n}")
+    if n == 1:
+        return scores
+    entries = []
+    for e in scores.entries:
+        who = f"track {scores.track}: {e.entry_id} ({e.name})"
+        if not e.trajectories:
+            raise NotEnoughData(f"{who} has no checkpoint scores; averaging the last {n} checkpoints needs records "
+                                "made with `harness submit --checkpoint-scores`")  # fmt: skip
+        if (short := min(len(run) for runs in e.trajectories.values() for run in runs)) < n:
+            raise NotEnoughData(f"{who} has {short} checkpoint scores per run, fewer than the {n} to average")
+        values = {u: tuple(sum(v for _, v in run[-n:]) / n for run in e.trajectories[u])
+                  for u in e.values if u in e.trajectories}  # fmt: skip
+        entries.append(replace(e, values=values))
+    keep = set.intersection(*(set(e.values) for e in entries))
+    entries = [replace(e, values={u: v for u, v in e.values.items() if u in keep}) for e in entries]
+    return replace(scores, entries=tuple(entries), infos={u: i for u, i in scores.infos.items() if u in keep})
 
 
 def load_records(refs: Iterable[str], *, track: str | None, results: str) -> tuple[list[Record], list[str]]:

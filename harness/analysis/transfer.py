@@ -14,6 +14,8 @@ candidate predictor of it, averaged over the small track's seeds, its direction 
 - Intervals: 95% percentile bootstrap over seeds: each resample draws every entry's seeds with replacement on
   both tracks (the same draw for every unit, so metrics are compared on the same resamples); an entry with one
   seed on a track contributes no seed noise there.
+- Checkpoint averaging (`average_last` n, Signal and Noise's smoothing): the small track's value of each run is
+  the mean of its last n checkpoint scores instead of the final one (the target keeps its final scores).
 - Best predictor: per task, the small metric with the highest decision accuracy (tau breaks ties).
 - The small track's derived signal aggregates (harness.evaluate.signal, `Signal_<track>_v<N>`) are candidate
   predictors of the target's primary aggregate (its ranking), beside the primary aggregate itself.
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.scoretable import AGGREGATE, NotEnoughData, TrackScores, Unit
+from harness.analysis.scoretable import AGGREGATE, NotEnoughData, TrackScores, Unit, mean_of_last_checkpoints
 from harness.evaluate.signal import PREFIX as SIGNAL_PREFIX
 
 #: Bootstrap resamples over seeds, and the seed of their generator.
@@ -68,6 +70,8 @@ class Transfer:
     agreements: tuple[Agreement, ...]
     best: dict[str, str]  # task -> small metric that predicts the target ranking best
     resamples: int
+    average_last: int = 1
+    """The small track's values are each run's mean over its last this many checkpoint scores (1: the final)."""
 
     def by_metric(self) -> dict[str, dict[str, float]]:
         """Per small metric, its mean decision accuracy over the tasks it was measured on (aggregates left out),
@@ -84,6 +88,7 @@ class Transfer:
             "small": self.small, "target": self.target,
             "entries": [{"subset": s, "small": a, "target": b} for s, a, b in self.entries],
             "seeds": [list(p) for p in self.seeds], "resamples": self.resamples, "bootstrap_seed": SEED,
+            "average_last": self.average_last,
             "ties": "a pair the target ties is left out; a pair the small track ties counts one half",
             "agreements": [asdict(a) for a in self.agreements], "best": self.best, "by_metric": self.by_metric(),
         }  # fmt: skip
@@ -168,8 +173,10 @@ def match_entries(small: TrackScores, target: TrackScores, *, shared_only: bool 
 
 
 def transfer(small: TrackScores, target: TrackScores, *, shared_only: bool = False,
-             resamples: int = RESAMPLES) -> Transfer:  # fmt: skip
-    """Decision accuracy and Kendall's tau of every small unit against its target unit, with seed bootstraps."""
+             resamples: int = RESAMPLES, average_last: int = 1) -> Transfer:  # fmt: skip
+    """Decision accuracy and Kendall's tau of every small unit against its target unit, with seed bootstraps; with
+    `average_last` n > 1, the small track's values are each run's mean over its last n checkpoint scores."""
+    small = mean_of_last_checkpoints(small, average_last)
     pairs = match_entries(small, target, shared_only=shared_only)
     es, et = [small.entries[i] for i, _ in pairs], [target.entries[j] for _, j in pairs]
     draw_s, draw_t = _draws(es, et, resamples)
@@ -191,7 +198,7 @@ def transfer(small: TrackScores, target: TrackScores, *, shared_only: bool = Fal
     return Transfer(
         small.track, target.track, tuple((a.subset, a.entry_id, b.entry_id) for a, b in zip(es, et, strict=True)),
         tuple((len(a.seeds), len(b.seeds)) for a, b in zip(es, et, strict=True)), tuple(agreements),
-        _best(agreements), resamples,
+        _best(agreements), resamples, average_last,
     )  # fmt: skip
 
 

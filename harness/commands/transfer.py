@@ -19,6 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="compare the subsets on both tracks and leave out the others (default: entries on one track are an error)",
     )  # fmt: skip
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples over seeds (default 1000)")
+    p.add_argument(
+        "--average-last", type=int, default=1, metavar="N",
+        help="SMALL's value of each run is the mean of its last N checkpoint scores, Signal and Noise's checkpoint "
+        "averaging (default 1: the final checkpoint; needs records made with --checkpoint-scores)",
+    )  # fmt: skip
     p.add_argument("--scored-only", action="store_true", help="only each task's scored metric, no continuous ones")
     p.add_argument("--json", action="store_true", help="print the agreements as JSON")
     p.set_defaults(run=run)
@@ -37,12 +42,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resamples < 1:
         raise UsageError(f"--resamples must be at least 1, got {args.resamples}")
+    if args.average_last < 1:
+        raise UsageError(f"--average-last must be at least 1, got {args.average_last}")
     if args.small == args.target:
         raise UsageError(f"SMALL and TARGET are both {args.small}: give two tracks, e.g. `harness transfer nano micro`")
     results = args.results or default_results_url()
     small = track_scores(*load_records([], track=args.small, results=results))
     target = track_scores(*load_records([], track=args.target, results=results))
-    result = transfer(small, target, shared_only=args.shared_only, resamples=args.resamples)
+    result = transfer(small, target, shared_only=args.shared_only, resamples=args.resamples,
+                      average_last=args.average_last)  # fmt: skip
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -58,6 +58,9 @@ def render_transfer(t: Transfer, console: Any, *, scored_only: bool = False) -> 
         + ", ".join(f"{a}/{b}" for a, b in t.seeds),
         highlight=False,
     )
+    if t.average_last > 1:
+        console.print(f"{t.small}: each run's mean over its last {t.average_last} checkpoint scores (Signal and Noise's "
+                      f"checkpoint averaging); {t.target}: final checkpoints", highlight=False)  # fmt: skip
     table = Table(title=f"Does {t.small}'s ranking predict {t.target}'s? (95% bootstrap over seeds, {t.resamples} "
                         "resamples)")  # fmt: skip
     for col in ("task", f"{t.small} metric", f"{t.target} metric", "pairs", "decision acc", "95% interval",
