@@ -313,6 +313,11 @@ _POOLED = re.compile(r"^(?P<base>.+)-v(?P<v>[0-9]+)$")
 _SEEDED = re.compile(r"^(?P<base>.+)-seed(?P<seed>[0-9]+)$")
 
 
+def split_pool_version(name: str) -> tuple[str, str]:
+    """(`nano`, `-v5`) for `nano-v5`; (`name`, '') for a name without a pool-version suffix."""
+    return (m["base"], f"-v{m['v']}") if (m := _POOLED.match(name)) else (name, "")
+
+
 def scale_label(k: float) -> str:
     """The name suffix of multiplier `k`: 4 -> '4x', 0.5 -> '0.5x'."""
     return f"{k:g}x"

@@ -42,6 +42,11 @@ def test_the_ladder_goes_from_a_rung_and_its_multipliers_to_the_next_rung() -> N
     assert next_rung("debug", "debug", present) is None  # on no ladder
     assert next_rung("412m", "412m", present) == "7b"  # 1b has no entries: the next rung that has
     assert next_rung("nano", "nano", ["nano", "nano-4x"]) is None  # a multiplier is never a rung
+    pooled = ["nano", "micro", "nano-v5", "nano-v5-0.25x", "micro-v5", "nano-v6"]
+    assert next_rung("nano-v5", "nano-v5", pooled) == "micro-v5"  # a pool version climbs its own ladder
+    assert next_rung("nano-v5-0.25x", "nano-v5", pooled) == "micro-v5"
+    assert next_rung("nano-v6", "nano-v6", pooled) is None  # never onto another pool version's rung
+    assert next_rung("nano", "nano", pooled) == "micro"
 
 
 def test_pairs_are_marked_below_the_detectable_difference_or_when_seeds_flip_them() -> None:

@@ -41,6 +41,7 @@ from harness.evaluate.signal import PREFIX as SIGNAL_PREFIX
 from harness.evaluate.signal import load_signal
 from harness.leaderboard.paths import site_path
 from harness.records import Record
+from harness.tracks import split_pool_version
 
 #: The declared rung order of each ladder, smallest first: the CPU ladder and DCLM's GPU ladder.
 LADDERS: tuple[tuple[str, ...], ...] = (("nano", "micro"), ("412m", "1b", "7b"))
@@ -62,10 +63,13 @@ def base_of(record: Record) -> str:
 
 
 def next_rung(track: str, base: str, available: Sequence[str]) -> str | None:
-    """The first base track above `base` on its ladder that is among `available` (None when there is none)."""
+    """The first base track above `base` on its ladder that is among `available` (None when there is none); a
+    pool version climbs its own version's ladder (`nano-v5` -> `micro-v5`), never another pool's."""
+    root, version = split_pool_version(base)
     for ladder in LADDERS:
-        if base in ladder:
-            return next((r for r in ladder[ladder.index(base) + 1 :] if r in available and r != track), None)
+        if root in ladder:
+            above = [r + version for r in ladder[ladder.index(root) + 1 :]]
+            return next((r for r in above if r in available and r != track), None)
     return None
 
 
