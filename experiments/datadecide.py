@@ -18,7 +18,8 @@ the small rungs first, then the target, each rung recipe by recipe; re-running r
 Analysis (`<out>/report/`): `harness reliability` of every rung (text and JSON), the nano-v5 signal aggregate
 derived from its reliability (`signal-nano-v5.toml`), `harness transfer SMALL micro-v5` for each small rung (text
 and JSON; also `transfer-SMALL-last2.*`, the small rung ranked by each run's mean over its last 2 checkpoints,
-Signal and Noise's checkpoint averaging), and `compute.json`: the training compute and the measured wall and CPU seconds per rung.
+Signal and Noise's checkpoint averaging), `snr-vs-decision-SMALL.json` (each task x metric's SNR on the small
+rung against its decision accuracy, and their Spearman correlation), and `compute.json`: the training compute and the measured wall and CPU seconds per rung.
 """
 
 from __future__ import annotations
@@ -156,8 +157,38 @@ def analyse(ladder: tuple[tuple[str, int], ...], results: Path, report: Path) ->
         for ext, fmt in (("txt", []), ("json", ["--json"])):  # Signal and Noise's checkpoint averaging
             ok &= harness(["transfer", track, target, *store, "--average-last", str(LAST), *fmt],
                           report / f"transfer-{track}-last{LAST}.{ext}")  # fmt: skip
+        if ok:
+            path = report / f"snr-vs-decision-{track}.json"
+            path.write_text(json.dumps(snr_vs_decision(report, track), indent=2) + "\n")
     (report / "compute.json").write_text(json.dumps(measured_compute(ladder, results), indent=2) + "\n")
     return ok
+
+
+def snr_vs_decision(report: Path, small: str) -> dict:
+    """Signal and Noise's claim that a higher SNR goes with a higher decision accuracy, on our units: per task x
+    metric of the small track, its SNRs against its decision accuracy for the target's ranking of the same task, and
+    Spearman's rank correlation over the units (aggregates included). Three SNRs: AI2's as the reliability table
+    measures it (its noise, the spread of a run's last 5 checkpoints, spans our whole run, so it holds the learning
+    trend too), AI2's signal over the relative seed std (the noise our replicates measure cleanly), and FineWeb's."""
+    from harness.analysis.reliability import spearman
+
+    units = {
+        (u["task"], u["metric"]): u for u in json.loads((report / f"reliability-{small}.json").read_text())["units"]
+    }
+    rows = []
+    for a in json.loads((report / f"transfer-{small}.json").read_text())["agreements"]:
+        if a["target_task"] or a["decision_accuracy"] is None or (u := units.get((a["task"], a["metric"]))) is None:
+            continue
+        seed_noise = u["seed_std"] / abs(u["mean"]) if u["mean"] and u["seed_std"] else None
+        rows.append({"task": a["task"], "metric": a["metric"], "decision_accuracy": a["decision_accuracy"],
+                     "ai2_snr": u["ai2_snr"], "ai2_signal_over_seed_noise":
+                     u["ai2_signal"] / seed_noise if seed_noise and u["ai2_signal"] is not None else None,
+                     "fineweb_snr": u["fineweb_snr"]})  # fmt: skip
+    out: dict = {"small": small, "units": len(rows)}
+    for snr in ("ai2_snr", "ai2_signal_over_seed_noise", "fineweb_snr"):
+        pts = [(r[snr], r["decision_accuracy"]) for r in rows if r[snr] is not None]
+        out[f"spearman_{snr}"] = spearman([x for x, _ in pts], [y for _, y in pts])
+    return out | {"rows": rows}
 
 
 def measured_compute(ladder: tuple[tuple[str, int], ...], results: Path) -> list[dict]:
