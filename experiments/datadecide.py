@@ -136,10 +136,12 @@ def harness(args: list[str], out: Path) -> bool:
     return True
 
 
-def analyse(ladder: tuple[tuple[str, int], ...], results: Path, report: Path) -> bool:
-    """Write the report; False when an analysis refused (its file says why)."""
+def analyse(ladder: tuple[tuple[str, int], ...], results: Path, report: Path, shared_only: bool = False) -> bool:
+    """Write the report; False when an analysis refused (its file says why). `shared_only`: transfers compare the
+    recipes on both rungs (a rung still training lacks some)."""
     report.mkdir(parents=True, exist_ok=True)
     store, ok = ["--results", str(results)], True
+    shared = ["--shared-only"] if shared_only else []
     if missing := [t for t, _ in ladder if not any((results / t).glob("*.json"))]:
         print(f"analysis: no records yet of {', '.join(missing)}: left out of the report")
     target = ladder[-1][0]
@@ -152,10 +154,10 @@ def analyse(ladder: tuple[tuple[str, int], ...], results: Path, report: Path) ->
     for track, _ in ladder[:-1] if target not in missing else ():
         if track in missing:
             continue
-        ok &= harness(["transfer", track, target, *store], report / f"transfer-{track}.txt")
-        ok &= harness(["transfer", track, target, *store, "--json"], report / f"transfer-{track}.json")
+        ok &= harness(["transfer", track, target, *store, *shared], report / f"transfer-{track}.txt")
+        ok &= harness(["transfer", track, target, *store, *shared, "--json"], report / f"transfer-{track}.json")
         for ext, fmt in (("txt", []), ("json", ["--json"])):  # Signal and Noise's checkpoint averaging
-            ok &= harness(["transfer", track, target, *store, "--average-last", str(LAST), *fmt],
+            ok &= harness(["transfer", track, target, *store, *shared, "--average-last", str(LAST), *fmt],
                           report / f"transfer-{track}-last{LAST}.{ext}")  # fmt: skip
         if ok:
             path = report / f"snr-vs-decision-{track}.json"
@@ -222,6 +224,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs=2, default=(3, 2), metavar=("SMALL", "TARGET"),
                         help="replicate seeds on the small rungs and on the target (default 3 2)")  # fmt: skip
     parser.add_argument("--recipe", action="append", default=[], help="only these recipes (repeatable)")
+    parser.add_argument("--shared-only", action="store_true",
+                        help="transfers compare the recipes on both rungs (the others left out)")  # fmt: skip
     args = parser.parse_args()
     ladder, chosen = rungs(args.small, args.target, *args.seeds), recipes(args.recipe)
     rows = plan(ladder, len(chosen))
@@ -240,7 +244,7 @@ def main() -> int:
                 continue
             for subset, name in subsets:
                 submit(subset, name, track, seeds, run_dir, results)
-    ok = analyse(ladder, results, args.out / "report")
+    ok = analyse(ladder, results, args.out / "report", args.shared_only)
     print(f"report: {args.out / 'report'}" + ("" if ok else " (some analyses refused: see their files)"))
     return 0 if ok else 1
 
