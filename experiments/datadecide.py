@@ -1,6 +1,6 @@
 """DataDecide in miniature (issue 26): do curation rankings on the small CPU rungs predict the target rung?
 
-    python experiments/datadecide.py --ladder ladder-v5 --out datadecide [--plan] [--analyse-only]
+    python experiments/datadecide.py --ladder ladder-v5 --out datadecide [--plan] [--analyse-only [--shared-only]]
 
 Recipes: the seven curation ladder rows (examples/ladder.py; their subsets are read from `<ladder>/subsets/` and
 curated there when missing) plus two filter strengths of DCLM's classifier: the top 30% of the pool instead of

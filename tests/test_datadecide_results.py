@@ -5,8 +5,12 @@ aggregate was derived from exactly those records."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
+import pytest
+
+from harness.cli import main
 from harness.evaluate.signal import load_signal_file, signal_dir
 from harness.tracks import get_track
 
@@ -28,3 +32,22 @@ def test_the_nano_v5_signal_was_derived_from_the_committed_records() -> None:
     d = load_signal_file(signal_dir() / "nano-v5.toml")
     committed = {p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in (STORE / "nano-v5").glob("*.json")}
     assert {e.entry_id: e.sha256 for e in d.evidence} == committed
+
+
+@pytest.mark.parametrize("small", SMALL)
+def test_the_committed_report_is_what_transfer_prints_from_the_committed_records(
+    small: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--shared-only` while micro-v5 is still training (with every recipe on both rungs it changes nothing)."""
+    assert main(["transfer", small, TARGET, "--results", str(STORE), "--shared-only", "--json"]) == 0
+    fresh = json.loads(capsys.readouterr().out)
+    assert fresh == json.loads((REPORT / f"transfer-{small}.json").read_text())
+    assert len(fresh["entries"]) >= 2 and all(s >= 3 and t >= 2 for s, t in fresh["seeds"])
+
+
+@pytest.mark.parametrize("track", [*SMALL, TARGET])
+def test_the_committed_reliability_tables_print_from_the_committed_records(
+    track: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["reliability", "--track", track, "--results", str(STORE), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads((REPORT / f"reliability-{track}.json").read_text())
