@@ -19,7 +19,8 @@ Analysis (`<out>/report/`): `harness reliability` of every rung (text and JSON),
 derived from its reliability (`signal-nano-v5.toml`), `harness transfer SMALL micro-v5` for each small rung (text
 and JSON; also `transfer-SMALL-last2.*`, the small rung ranked by each run's mean over its last 2 checkpoints,
 Signal and Noise's checkpoint averaging), `snr-vs-decision-SMALL.json` (each task x metric's SNR on the small
-rung against its decision accuracy, and their Spearman correlation), and `compute.json`: the training compute and the measured wall and CPU seconds per rung.
+rung against its decision accuracy, and their Spearman correlation), and `compute.json`: the training compute
+and the measured wall and CPU seconds per rung.
 """
 
 from __future__ import annotations
