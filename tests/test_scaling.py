@@ -308,3 +308,24 @@ def test_a_point_with_replicate_seeds_is_their_mean_with_seed_and_window_noise()
     assert q.sigma == pytest.approx(math.sqrt(np.var([2.0, 2.1, 2.3], ddof=1) / 3 + 0.01**2))
     single = _point(made((2.0,)), "top")
     assert (single.loss, single.sigma) == (2.0, 0.01)
+
+
+def test_the_cli_offers_exactly_the_fitted_laws() -> None:
+    """`--law`'s choices are written out so the CLI starts without numpy; this keeps them equal to LAWS."""
+    from harness.cli import build_parser
+    from harness.experiments.scaling import LAWS
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    scaling_verbs = next(a for a in sub.choices["scaling"]._actions if a.dest == "verb")
+    law = next(a for a in scaling_verbs.choices["advise"]._actions if a.dest == "law")
+    assert set(law.choices) == {"auto", *LAWS}
+
+
+def test_auto_without_held_out_cells_is_refused_naming_every_law() -> None:
+    from harness.commands.scaling import _law_for_advice
+    from harness.errors import UsageError
+    from harness.experiments.scaling import LAWS
+
+    with pytest.raises(UsageError, match="none are held out") as refused:
+        _law_for_advice(None, "auto", None, [], [])
+    assert f"--law {'|'.join(LAWS)}" in str(refused.value)

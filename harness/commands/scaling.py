@@ -199,8 +199,7 @@ def _law_for_advice(console: Any, law: str, data: Any, train: list[Any], held: l
         return fit(LAWS[law](data.groups), train, held)
     if not held:
         raise UsageError("--law auto chooses by the error on held-out cells, and none are held out (a sweep needs 3+ "
-                         "multipliers, or pass --hold-out-scale); name the law: --law utility-decay|"
-                         "utility-decay-per-bucket|effective-data")  # fmt: skip
+                         f"multipliers, or pass --hold-out-scale); name the law: --law {'|'.join(LAWS)}")  # fmt: skip
     fits = {}
     for key, make in LAWS.items():
         try:
